@@ -1,0 +1,43 @@
+# Train split -> SentencePiece BPE tokenizer (HF fast format) -> packed token shards.
+
+
+rule tokenizer:
+    input:
+        f"{RESULTS}/corpus/train.arrow",
+    output:
+        directory(f"{RESULTS}/tokenizer"),
+    params:
+        vocab_size=config["tokenizer"]["vocab_size"],
+        max_sentences=config["tokenizer"]["max_sentences"],
+        seed=config["corpus"]["split_seed"],
+    log:
+        f"{LOGS}/tokenizer.log",
+    benchmark:
+        f"{BENCH}/tokenizer.tsv"
+    threads: config["resources"]["prepare"]["threads"]
+    resources:
+        **job_resources("prepare"),
+    script:
+        "../scripts/train_tokenizer.py"
+
+
+rule token_shards:
+    input:
+        corpus=f"{RESULTS}/corpus/{{split}}.arrow",
+        tokenizer=f"{RESULTS}/tokenizer",
+    output:
+        directory(f"{RESULTS}/tokens/{{split}}"),
+    wildcard_constraints:
+        split="train|test",
+    params:
+        block_size=config["shards"]["block_size"],
+        blocks_per_shard=config["shards"]["blocks_per_shard"],
+    log:
+        f"{LOGS}/token_shards/{{split}}.log",
+    benchmark:
+        f"{BENCH}/token_shards/{{split}}.tsv"
+    threads: config["resources"]["prepare"]["threads"]
+    resources:
+        **job_resources("prepare"),
+    script:
+        "../scripts/build_shards.py"

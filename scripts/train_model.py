@@ -1,0 +1,19 @@
+"""Snakemake job: train one model from token shards; several GPUs -> torchrun DDP."""
+
+from pathlib import Path
+
+from cdsynth.jobs import run_job
+from cdsynth.train import TrainConfig, launch
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+run_job(
+    smk,
+    lambda: launch(
+        TrainConfig(**smk.params.train, threads=smk.threads),
+        gpus=smk.resources.gpus,
+        train_shards=smk.input.train,
+        valid_shards=smk.input.valid,
+        tokenizer_dir=smk.input.tokenizer,
+        out_dir=str(Path(smk.output.metrics).parent),
+    ),
+)

@@ -1,0 +1,17 @@
+"""Snakemake job: train split -> SentencePiece BPE tokenizer saved as a Hugging Face fast tokenizer."""
+
+from cdsynth.jobs import run_job
+from cdsynth.tokenizer import train_tokenizer
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+run_job(
+    smk,
+    lambda: train_tokenizer(
+        smk.input[0],
+        smk.output[0],
+        vocab_size=smk.params.vocab_size,
+        max_sentences=smk.params.max_sentences,
+        seed=smk.params.seed,
+        threads=smk.threads,
+    ),
+)

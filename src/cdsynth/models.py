@@ -1,0 +1,48 @@
+"""LLaMA architectures named in the config, built as Hugging Face `LlamaForCausalLM`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+
+
+def llama_config(arch: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> LlamaConfig:
+    """A LlamaConfig from a config `models:` entry, with vocabulary and special ids from the tokenizer."""
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=arch["hidden"],
+        num_hidden_layers=arch["layers"],
+        num_attention_heads=arch["heads"],
+        num_key_value_heads=arch.get("kv_heads", arch["heads"]),
+        intermediate_size=arch["intermediate"],
+        max_position_embeddings=arch["max_positions"],
+        rope_theta=arch.get("rope_theta", 10000.0),
+        tie_word_embeddings=arch.get("tie_embeddings", False),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="sdpa",
+    )
+
+
+def build_model(arch: dict[str, Any], tokenizer: PreTrainedTokenizerBase, seed: int) -> LlamaForCausalLM:
+    """A freshly initialised model; the same seed always gives the same weights."""
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(llama_config(arch, tokenizer))
+
+
+def count_parameters(model: torch.nn.Module, exclude_embeddings: bool = False) -> int:
+    total = sum(p.numel() for p in model.parameters())
+    if exclude_embeddings:
+        total -= model.get_input_embeddings().weight.numel()
+    return total
+
+
+def flops_per_token(model: LlamaForCausalLM, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward): 6N plus attention, as in the PaLM appendix."""
+    cfg = model.config
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    attention = 12 * cfg.num_hidden_layers * cfg.num_attention_heads * head_dim * seq_len
+    return 6 * count_parameters(model, exclude_embeddings=True) + attention

@@ -1,0 +1,388 @@
+"""The trainer: one implementation for baselines and mixtures, resumable bit for bit on CPU.
+
+A run writes into `<out>/.partial/` while it works: a checkpoint directory per save step and a
+`state.pt` with everything needed to continue (model, optimizer, scheduler, RNG, step, metrics).
+Only when the last step is done are the checkpoints moved to `<out>/step<N>/`, so Snakemake never
+sees (or deletes) a half-finished run, and a killed job continues from its last save.
+
+Launch with several GPUs through `torchrun -m cdsynth.train --spec spec.json` (DDP); with one
+device or none, call `train()` directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import transformers
+from tqdm import tqdm
+
+from cdsynth.errors import ConfigError
+from cdsynth.io import atomic_path, read_json
+from cdsynth.models import build_model
+from cdsynth.plots import plot_training_curve
+from cdsynth.shards import load_blocks
+from cdsynth.tokenizer import load_tokenizer, tokenizer_fingerprint
+
+METRIC_FIELDS = ["step", "tokens", "train_loss", "val_loss", "lr", "elapsed_s", "tokens_per_s"]
+
+
+@dataclass
+class TrainConfig:
+    """One training run; `steps` optimizer steps of `batch_size` sequences each."""
+
+    arch: dict[str, Any]
+    seed: int = 42
+    steps: int = 8000
+    batch_size: int = 256
+    micro_batch_size: int = 16
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 150
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    save_every: int = 500
+    eval_blocks: int = 256
+    compile: bool = False
+    threads: int = 1
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> tuple[Dist, torch.device]:
+    """Join the torchrun process group if there is one; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), world, local_rank), device
+
+
+def checkpoint_steps(steps: int, save_every: int) -> list[int]:
+    """Steps after which a checkpoint is saved: every `save_every`, and always the last."""
+    return sorted(set(range(save_every, steps + 1, save_every)) | {steps})
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to `min_lr_ratio` of the peak at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class BlockSampler:
+    """Which blocks form each global batch: a fresh permutation per pass over the data.
+
+    The order is a pure function of (seed, step), so the data position to resume from is the step.
+    """
+
+    def __init__(self, num_blocks: int, batch_size: int, seed: int):
+        self.num_blocks, self.batch_size, self.seed = num_blocks, batch_size, seed
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            self._perms = {k: v for k, v in self._perms.items() if k >= epoch - 1}
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.num_blocks)
+        return self._perms[epoch]
+
+    def batch(self, step: int) -> np.ndarray:
+        positions = step * self.batch_size + np.arange(self.batch_size)
+        epochs, offsets = np.divmod(positions, self.num_blocks)
+        return np.array([self._perm(int(e))[o] for e, o in zip(epochs, offsets)])
+
+
+def run_fingerprint(cfg: TrainConfig, *inputs: str) -> str:
+    """Identifies what a saved state belongs to, so a changed config never resumes a stale run."""
+    payload = json.dumps([asdict(cfg) | {"threads": None}, inputs], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW decaying matrices only (not norms), fused on GPU."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=device.type == "cuda")
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, blocks: np.ndarray, cfg: TrainConfig, device, ddp: Dist) -> float:
+    """Mean next-token loss over the validation blocks, split across ranks."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    mine = blocks[ddp.rank :: ddp.world]
+    for start in range(0, len(mine), cfg.micro_batch_size):
+        ids = torch.from_numpy(mine[start : start + cfg.micro_batch_size]).long().to(device)
+        with autocast(device):
+            loss = model(input_ids=ids, labels=ids).loss
+        total += torch.tensor([loss.item() * ids.numel(), ids.numel()], dtype=torch.float64, device=device)
+    if ddp.world > 1:
+        dist.all_reduce(total)
+    model.train()
+    return (total[0] / total[1]).item()
+
+
+def autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def save_checkpoint(model, tokenizer, path: Path, info: dict[str, Any]) -> None:
+    with atomic_path(path, directory=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "checkpoint.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(
+    cfg: TrainConfig,
+    train_shards: str | os.PathLike,
+    valid_shards: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+) -> list[dict[str, Any]]:
+    """Train (or resume) one run and publish `out_dir/step<N>/` checkpoints, metrics.csv and curve.png."""
+    if cfg.batch_size % cfg.micro_batch_size:
+        raise ConfigError("train.batch_size must be a multiple of train.micro_batch_size")
+    ddp, device = setup_distributed()
+    transformers.utils.logging.disable_progress_bar()
+    torch.set_num_threads(cfg.threads)
+    out_dir, work = Path(out_dir), Path(out_dir) / ".partial"
+    tokenizer = load_tokenizer(tokenizer_dir)
+    train_blocks = load_blocks(train_shards, tokenizer_dir)
+    valid_blocks = load_blocks(valid_shards, tokenizer_dir)[: cfg.eval_blocks]
+    per_rank = cfg.batch_size // ddp.world
+    if cfg.batch_size % ddp.world or per_rank % cfg.micro_batch_size:
+        raise ConfigError(
+            f"train.batch_size {cfg.batch_size} does not split into {ddp.world} devices x micro batches "
+            f"of {cfg.micro_batch_size}: choose a batch size divisible by devices x micro_batch_size"
+        )
+    fingerprint = run_fingerprint(
+        cfg,
+        read_json(Path(train_shards) / "meta.json")["shards"],
+        read_json(Path(valid_shards) / "meta.json")["shards"],
+        tokenizer_fingerprint(tokenizer_dir),
+    )
+    raw_model = build_model(cfg.arch, tokenizer, cfg.seed).to(device)
+    optimizer = make_optimizer(raw_model, cfg, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    start_step, history = resume(work, fingerprint, raw_model, optimizer, scheduler, ddp)
+    model = torch.compile(raw_model) if cfg.compile else raw_model
+    if ddp.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[ddp.local_rank] if device.type == "cuda" else None
+        )
+    sampler = BlockSampler(len(train_blocks), cfg.batch_size, cfg.seed)
+    tokens_per_step = cfg.batch_size * train_blocks.shape[1]
+    accum = per_rank // cfg.micro_batch_size
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start_step,
+        desc=f"train seed{cfg.seed}",
+        unit="step",
+        disable=not ddp.main,
+        mininterval=1 if sys.stderr.isatty() else 15,
+    )
+    saves = set(checkpoint_steps(cfg.steps, cfg.save_every))
+    losses: list[float] = []
+    clock, clock_step = time.perf_counter(), start_step
+    for step in range(start_step, cfg.steps):
+        rows = sampler.batch(step)[ddp.rank * per_rank : (ddp.rank + 1) * per_rank]
+        step_loss = 0.0
+        for micro in range(accum):
+            ids = torch.from_numpy(
+                train_blocks[rows[micro * cfg.micro_batch_size : (micro + 1) * cfg.micro_batch_size]]
+            )
+            ids = ids.long().to(device, non_blocking=True)
+            sync = ddp.world == 1 or micro == accum - 1
+            with contextlib.nullcontext() if sync else model.no_sync(), autocast(device):
+                loss = model(input_ids=ids, labels=ids).loss / accum
+            loss.backward()
+            step_loss += loss.item()
+        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(step_loss)
+        done = step + 1
+        elapsed = time.perf_counter() - clock
+        speed = (done - clock_step) * tokens_per_step / max(elapsed, 1e-9)
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{speed:,.0f}", refresh=False)
+        if done in saves:
+            row = {
+                "step": done,
+                "tokens": done * tokens_per_step,
+                "train_loss": round(float(np.mean(losses)), 6),
+                "val_loss": round(evaluate(raw_model, valid_blocks, cfg, device, ddp), 6),
+                "lr": scheduler.get_last_lr()[0],
+                "elapsed_s": round((history[-1]["elapsed_s"] if history else 0.0) + elapsed, 3),
+                "tokens_per_s": round(speed, 1),
+            }
+            history.append(row)
+            losses, clock, clock_step = [], time.perf_counter(), done
+            if ddp.main:
+                save_checkpoint(raw_model, tokenizer, work / f"step{done}", row | {"seed": cfg.seed})
+                save_state(
+                    work / "state.pt",
+                    {
+                        "fingerprint": fingerprint,
+                        "step": done,
+                        "history": history,
+                        "rng": rng_state(),
+                        "model": raw_model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                    },
+                )
+                tqdm.write(f"step {done}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}")
+    bar.close()
+    if ddp.main:
+        publish(work, out_dir, history)
+    if ddp.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return history
+
+
+def resume(work: Path, fingerprint: str, model, optimizer, scheduler, ddp: Dist) -> tuple[int, list]:
+    """Load the last saved state of this very run, or clear a stale one and start at step 0."""
+    state_path = work / "state.pt"
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state["fingerprint"] == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            if ddp.main:
+                print(f"resuming from step {state['step']} ({state_path})", file=sys.stderr)
+            return state["step"], state["history"]
+        if ddp.main:
+            print(f"discarding {work}: it was saved by a run with other settings", file=sys.stderr)
+    if ddp.main and work.exists():
+        shutil.rmtree(work)
+    if ddp.world > 1:
+        dist.barrier()
+    return 0, []
+
+
+def publish(work: Path, out_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Hard-link the finished checkpoints into place; metrics and curve last, then drop the work dir.
+
+    Linking (not moving) keeps the work dir whole until the end, so a kill here loses nothing.
+    """
+    for row in history:
+        target = out_dir / f"step{row['step']}"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(work / f"step{row['step']}", target, copy_function=os.link)
+    write_metrics(history, out_dir / "metrics.csv")
+    plot_training_curve(history, out_dir / "curve.png", title=out_dir.as_posix())
+    shutil.rmtree(work)
+
+
+def launch(cfg: TrainConfig, gpus: int, **paths: str) -> None:
+    """Train in this process, or through torchrun with one process per GPU when there are several."""
+    available = torch.cuda.device_count()
+    if gpus <= 1 or available < 2:
+        if gpus > available:
+            print(f"asked for {gpus} GPUs, {available} visible: training on what is there", file=sys.stderr)
+        train(cfg, **paths)
+        return
+    spec = Path(paths["out_dir"]) / ".spec.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps({"config": asdict(cfg), **paths}))
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={min(gpus, available)}",
+        "-m",
+        "cdsynth.train",
+        "--spec",
+        str(spec),
+    ]
+    subprocess.run(command, check=True)
+    spec.unlink()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train one model (torchrun-compatible).")
+    parser.add_argument(
+        "--spec",
+        required=True,
+        help="JSON file: {config, train_shards, valid_shards, tokenizer_dir, out_dir}",
+    )
+    spec = json.loads(Path(parser.parse_args(argv).spec).read_text())
+    cfg = TrainConfig(**spec.pop("config"))
+    train(cfg, **spec)
+
+
+if __name__ == "__main__":
+    main()

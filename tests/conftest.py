@@ -1,0 +1,67 @@
+"""Shared fixtures: the real data in ../shared/data (CI clones the project with shared/ beside it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("CDSYNTH_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not (path / "corpus").is_dir():
+        pytest.fail(f"{path}/corpus not found: clone the project next to shared/ or set CDSYNTH_SHARED_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(shared_data: Path) -> Path:
+    return shared_data / "corpus"
+
+
+def small_sources(corpus_dir: Path, max_words: int) -> dict:
+    """A few real files per source, capped, as `build_corpus` takes them."""
+    tiny = corpus_dir / "tinystories"
+    return {
+        "tinystories": {
+            "format": "lines",
+            "max_words": max_words,
+            "train": [str(tiny / "tinystories_v1_train_head_2316stories.txt.xz")],
+            "test": [str(tiny / "tinystories_v1_valid_head.txt.xz")],
+        },
+        "gutenberg": {
+            "format": "paragraphs",
+            "max_words": max_words,
+            "train": [str(p) for p in sorted((corpus_dir / "gutenberg").glob("pg*.txt.xz"))],
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, corpus_dir: Path) -> dict[str, Path]:
+    """Corpus splits, a small tokenizer and token shards built from real text, shared by the tests."""
+    from cdsynth.corpus import build_corpus
+    from cdsynth.shards import build_shards
+    from cdsynth.tokenizer import train_tokenizer
+
+    root = tmp_path_factory.mktemp("prepared")
+    build_corpus(small_sources(corpus_dir, 60_000), root / "corpus")
+    train_tokenizer(root / "corpus" / "train.arrow", root / "tokenizer", vocab_size=1000)
+    for split in ("train", "test"):
+        build_shards(
+            root / "corpus" / f"{split}.arrow", root / "tokenizer", root / "tokens" / split, block_size=32
+        )
+    return {
+        "corpus": root / "corpus",
+        "tokenizer": root / "tokenizer",
+        "train": root / "tokens" / "train",
+        "test": root / "tokens" / "test",
+    }

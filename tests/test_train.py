@@ -1,0 +1,141 @@
+"""The trainer on real (small) data: loss falls, checkpoints load, a killed run resumes bit for bit."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from cdsynth.train import (
+    BlockSampler,
+    Dist,
+    TrainConfig,
+    checkpoint_steps,
+    lr_factor,
+    resume,
+    save_state,
+    train,
+)
+
+MICRO = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
+
+
+def micro_config(**overrides) -> TrainConfig:
+    values = dict(
+        arch=MICRO,
+        seed=7,
+        steps=60,
+        batch_size=8,
+        micro_batch_size=4,
+        lr=3e-3,
+        warmup_steps=5,
+        save_every=20,
+        eval_blocks=32,
+        threads=1,
+    )
+    return TrainConfig(**(values | overrides))
+
+
+def run(cfg: TrainConfig, prepared: dict[str, Path], out: Path) -> list[dict]:
+    return train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)
+
+
+def test_schedule_warms_up_then_decays_to_floor():
+    cfg = micro_config(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    factors = [lr_factor(s, cfg) for s in range(cfg.steps)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert lr_factor(cfg.steps, cfg) == pytest.approx(0.1)
+
+
+def test_sampler_visits_every_block_once_per_epoch():
+    sampler = BlockSampler(num_blocks=10, batch_size=4, seed=3)
+    stream = np.concatenate([sampler.batch(step) for step in range(5)])
+    assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:20]) == list(range(10))
+    assert not np.array_equal(stream[:10], stream[10:20])
+    assert np.array_equal(BlockSampler(10, 4, seed=3).batch(3), sampler.batch(3))
+
+
+def test_checkpoint_steps_include_the_last():
+    assert checkpoint_steps(100, 30) == [30, 60, 90, 100]
+    assert checkpoint_steps(8000, 500)[-1] == 8000 and len(checkpoint_steps(8000, 500)) == 16
+
+
+def test_training_lowers_validation_loss_and_saves_loadable_checkpoints(prepared, tmp_path):
+    history = run(micro_config(), prepared, tmp_path / "run")
+    assert [row["step"] for row in history] == [20, 40, 60]
+    vocab = len(AutoTokenizer.from_pretrained(prepared["tokenizer"]))
+    val = [row["val_loss"] for row in history]
+    assert val[0] < math.log(vocab) - 0.5, "20 steps already beat a uniform guess"
+    assert val == sorted(val, reverse=True) and val[-1] < val[0] - 0.05
+    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 4
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 1000
+    assert not (tmp_path / "run" / ".partial").exists()
+
+    step = tmp_path / "run" / "step60"
+    model = AutoModelForCausalLM.from_pretrained(step)
+    tokenizer = AutoTokenizer.from_pretrained(step)
+    ids = tokenizer("Once upon a time there was a little dog.", return_tensors="pt").input_ids
+    assert ids[0, 0].item() == tokenizer.bos_token_id
+    with torch.inference_mode():
+        loss = model(input_ids=ids, labels=ids).loss.item()
+    assert loss < math.log(vocab)
+    assert json.loads((step / "checkpoint.json").read_text())["step"] == 60
+
+
+def weights(run_dir: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in sorted(run_dir.glob("step*/model.safetensors"))}
+
+
+def test_killed_run_resumes_to_bitwise_identical_weights(prepared, tmp_path):
+    cfg = micro_config(steps=400, save_every=10)
+    reference = run(cfg, prepared, tmp_path / "reference")
+
+    out = tmp_path / "killed"
+    spec = tmp_path / "spec.json"
+    paths = {
+        "train_shards": str(prepared["train"]),
+        "valid_shards": str(prepared["test"]),
+        "tokenizer_dir": str(prepared["tokenizer"]),
+        "out_dir": str(out),
+    }
+    spec.write_text(json.dumps({"config": asdict(cfg), **paths}))
+    command = [sys.executable, "-m", "cdsynth.train", "--spec", str(spec)]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    state = out / ".partial" / "state.pt"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and not (out / "metrics.csv").exists(), "the run must be killed midway"
+    killed_at = torch.load(state, weights_only=False)["step"]
+    assert killed_at < cfg.steps
+
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert f"resuming from step {killed_at}" in resumed.stderr
+    assert weights(out) == weights(tmp_path / "reference")
+    assert len(weights(out)) == len(checkpoint_steps(cfg.steps, cfg.save_every))
+    assert [r["val_loss"] for r in reference] == [
+        float(line.split(",")[3]) for line in (out / "metrics.csv").read_text().splitlines()[1:]
+    ]
+
+
+def test_a_state_saved_by_other_settings_is_discarded(prepared, tmp_path):
+    work = tmp_path / "run" / ".partial"
+    save_state(work / "state.pt", {"fingerprint": "saved-by-another-config", "step": 10})
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    assert resume(work, "this-config", model, optimizer, scheduler, Dist()) == (0, [])
+    assert not work.exists()
