@@ -2,6 +2,7 @@
 
 from cdsynth.corpus import expand_paths
 from cdsynth.download import local_name
+from cdsynth.errors import ConfigError
 from cdsynth.train import checkpoint_steps
 
 RESULTS = "results"
@@ -13,13 +14,25 @@ def download_target(entry):
     return f"resources/downloads/{local_name(entry['url'], entry.get('member'))}"
 
 
-DOWNLOADS = {
-    download_target(entry): entry
-    for source in config["corpus"]["sources"].values()
-    for split in ("train", "test")
-    for entry in source.get(split, [])
-    if isinstance(entry, dict)
-}
+def collect_downloads(sources):
+    """Cache path -> download entry; two different downloads may not share a cache file name."""
+    downloads = {}
+    for name, source in sources.items():
+        for split in ("train", "test"):
+            for entry in source.get(split, []):
+                if not isinstance(entry, dict):
+                    continue
+                target = download_target(entry)
+                known = downloads.setdefault(target, entry)
+                if (known["url"], known.get("member")) != (entry["url"], entry.get("member")):
+                    raise ConfigError(
+                        f"corpus.sources.{name}.{split}: {entry['url']} would be cached as {target}, "
+                        "like another download; give them files with different names"
+                    )
+    return downloads
+
+
+DOWNLOADS = collect_downloads(config["corpus"]["sources"])
 
 
 def source_files(entries):

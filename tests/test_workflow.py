@@ -1,0 +1,131 @@
+"""The Snakemake workflow end to end on a tiny config: real jobs, real files, real errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM
+
+from cdsynth.io import sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def tiny_config(corpus_dir: Path) -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    tiny = corpus_dir / "tinystories"
+    valid = tiny / "tinystories_v1_valid_head.txt.xz"
+    config["corpus"]["sources"] = {
+        "tinystories": {
+            "format": "lines",
+            "max_words": 40_000,
+            "train": [str(tiny / "tinystories_v1_train_head_2316stories.txt.xz")],
+            "test": [{"url": valid.as_uri(), "sha256": sha256_file(valid)}],
+        },
+        "gutenberg": {
+            "format": "paragraphs",
+            "max_words": 40_000,
+            "train": [str(corpus_dir / "gutenberg/pg*.xz")],
+        },
+    }
+    config["tokenizer"] = {"vocab_size": 800, "max_sentences": None}
+    config["shards"]["block_size"] = 32
+    config["models"] = {
+        "micro": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
+    }
+    config["baseline"] = {"micro": [42]}
+    config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
+    return config
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run, as {rule: count}."""
+    lines = output.split("Job stats:")[1].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, corpus_dir):
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = tiny_config(corpus_dir)
+    result = snakemake(workdir, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
+def test_baseline_checkpoints_are_built_and_loadable(built):
+    workdir, _ = built
+    run = workdir / "results/models/micro/seed42"
+    assert sorted(p.name for p in run.glob("step*")) == ["step10", "step20"]
+    model = AutoModelForCausalLM.from_pretrained(run / "step20")
+    assert model.config.num_hidden_layers == 2
+    assert (run / "metrics.csv").exists() and (run / "curve.png").exists()
+    assert (workdir / "resources/downloads/tinystories_v1_valid_head.txt.xz").exists()
+    for rule in ("corpus", "tokenizer", "train_baseline/micro/seed42"):
+        assert (workdir / f"results/logs/{rule}.log").exists()
+        assert (workdir / f"results/benchmarks/{rule}.tsv").exists()
+
+
+def test_up_to_date_run_has_nothing_to_do(built):
+    workdir, config = built
+    result = snakemake(workdir, config, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_editing_a_training_value_reruns_only_training(built):
+    workdir, config = built
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edited["train"]["lr"] = 5e-4
+    result = snakemake(workdir, edited, "-n")
+    assert result.returncode == 0
+    assert job_counts(result.stdout + result.stderr) == {"train_baseline": 1, "all": 1, "total": 2}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["train"].update(lr=-1), "train.lr: -1 is less than the minimum of 0"),
+        (lambda c: c["train"].update(steps="many"), "train.steps: 'many' is not of type 'integer'"),
+        (
+            lambda c: c["corpus"]["sources"]["gutenberg"].update(format="xml"),
+            "corpus.sources.gutenberg.format",
+        ),
+        (lambda c: c["train"].update(learning_rate=1), "'learning_rate' was unexpected"),
+        (lambda c: c["baseline"].update(huge=[1]), "baseline.huge: no such model"),
+        (lambda c: c["train"].update(batch_size=6), "train.batch_size: 6 is not a multiple"),
+    ],
+)
+def test_bad_config_is_rejected_before_any_job(tmp_path, corpus_dir, edit, message):
+    config = tiny_config(corpus_dir)
+    edit(config)
+    result = snakemake(tmp_path, config, "-n")
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_source_file_is_named_before_any_job(tmp_path, corpus_dir):
+    config = tiny_config(corpus_dir)
+    config["corpus"]["sources"]["gutenberg"]["train"] = [str(tmp_path / "nowhere/*.txt")]
+    result = snakemake(tmp_path, config)
+    assert result.returncode != 0
+    assert str(tmp_path / "nowhere/*.txt") in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
