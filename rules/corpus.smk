@@ -15,6 +15,8 @@ rule download:
         mem_mb=1000,
         runtime=240,
         gpus=0,
+    conda:
+        "../envs/cdsynth.yaml"
     script:
         "../scripts/download.py"
 
@@ -40,5 +42,7 @@ rule corpus:
     threads: 1
     resources:
         **job_resources("prepare"),
+    conda:
+        "../envs/cdsynth.yaml"
     script:
         "../scripts/build_corpus.py"

@@ -17,6 +17,8 @@ rule tokenizer:
     threads: config["resources"]["prepare"]["threads"]
     resources:
         **job_resources("prepare"),
+    conda:
+        "../envs/cdsynth.yaml"
     script:
         "../scripts/train_tokenizer.py"
 
@@ -39,5 +41,7 @@ rule token_shards:
     threads: config["resources"]["prepare"]["threads"]
     resources:
         **job_resources("prepare"),
+    conda:
+        "../envs/cdsynth.yaml"
     script:
         "../scripts/build_shards.py"

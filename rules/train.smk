@@ -31,5 +31,7 @@ rule train_baseline:
     threads: config["resources"]["train"]["threads"]
     resources:
         **job_resources("train"),
+    conda:
+        "../envs/cdsynth.yaml"
     script:
         "../scripts/train_model.py"

@@ -173,6 +173,12 @@ def evaluate(model: torch.nn.Module, blocks: np.ndarray, cfg: TrainConfig, devic
     return (total[0] / total[1]).item()
 
 
+def mean_over_ranks(value: float, device: torch.device, ddp: Dist) -> float:
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return total.item() / ddp.world
+
+
 def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -263,6 +269,8 @@ def train(
                 loss = model(input_ids=ids, labels=ids).loss / accum
             loss.backward()
             step_loss += loss.item()
+        if ddp.world > 1:
+            step_loss = mean_over_ranks(step_loss, device, ddp)
         torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
