@@ -204,6 +204,95 @@ def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
+@dataclass
+class Run:
+    """The live objects of one training run."""
+
+    cfg: TrainConfig
+    ddp: Dist
+    device: torch.device
+    raw_model: torch.nn.Module
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    tokenizer: Any
+    fingerprint: str
+    work: Path
+
+
+def optimizer_step(run: Run, blocks: np.ndarray) -> float:
+    """Forward/backward over this rank's micro batches of one global batch, then one AdamW step."""
+    cfg, micro = run.cfg, run.cfg.micro_batch_size
+    accum = len(blocks) // micro
+    total = torch.zeros((), device=run.device)
+    for index in range(accum):
+        ids = torch.from_numpy(blocks[index * micro : (index + 1) * micro]).long().to(run.device)
+        sync = run.ddp.world == 1 or index == accum - 1
+        with contextlib.nullcontext() if sync else run.model.no_sync(), autocast(run.device):
+            loss = run.model(input_ids=ids, labels=ids).loss / accum
+        loss.backward()
+        total += loss.detach()
+    torch.nn.utils.clip_grad_norm_(run.raw_model.parameters(), cfg.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    step_loss = total.item()
+    return mean_over_ranks(step_loss, run.device, run.ddp) if run.ddp.world > 1 else step_loss
+
+
+def save_progress(run: Run, step: int, history: list[dict[str, Any]]) -> None:
+    """Checkpoint directory plus the full state to resume from (main rank only)."""
+    save_checkpoint(
+        run.raw_model, run.tokenizer, run.work / f"step{step}", history[-1] | {"seed": run.cfg.seed}
+    )
+    state = {
+        "fingerprint": run.fingerprint,
+        "step": step,
+        "history": history,
+        "rng": rng_state(),
+        "model": run.raw_model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+    }
+    save_state(run.work / "state.pt", state)
+
+
+def start_run(cfg: TrainConfig, data_ids: tuple[str, ...], tokenizer_dir, out_dir) -> Run:
+    ddp, device = setup_distributed()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    tokenizer = load_tokenizer(tokenizer_dir)
+    raw_model = build_model(cfg.arch, tokenizer, cfg.seed).to(device)
+    optimizer = make_optimizer(raw_model, cfg, device)
+    model = torch.compile(raw_model) if cfg.compile else raw_model
+    if ddp.world > 1:
+        device_ids = [ddp.local_rank] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return Run(
+        cfg=cfg,
+        ddp=ddp,
+        device=device,
+        raw_model=raw_model,
+        model=model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg)),
+        tokenizer=tokenizer,
+        fingerprint=run_fingerprint(cfg, *data_ids),
+        work=Path(out_dir) / ".partial",
+    )
+
+
+def split_batch(cfg: TrainConfig, world: int) -> int:
+    """Sequences per rank per step; the global batch must split into ranks x micro batches."""
+    per_rank = cfg.batch_size // world
+    if cfg.batch_size % world or per_rank % cfg.micro_batch_size:
+        raise ConfigError(
+            f"train.batch_size {cfg.batch_size} does not split into {world} devices x micro batches "
+            f"of {cfg.micro_batch_size}: choose a batch size divisible by devices x micro_batch_size"
+        )
+    return per_rank
+
+
 def train(
     cfg: TrainConfig,
     train_shards: str | os.PathLike,
@@ -212,105 +301,57 @@ def train(
     out_dir: str | os.PathLike,
 ) -> list[dict[str, Any]]:
     """Train (or resume) one run and publish `out_dir/step<N>/` checkpoints, metrics.csv and curve.png."""
-    if cfg.batch_size % cfg.micro_batch_size:
-        raise ConfigError("train.batch_size must be a multiple of train.micro_batch_size")
-    ddp, device = setup_distributed()
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(cfg.threads)
-    out_dir, work = Path(out_dir), Path(out_dir) / ".partial"
-    tokenizer = load_tokenizer(tokenizer_dir)
     train_blocks = load_blocks(train_shards, tokenizer_dir)
     valid_blocks = load_blocks(valid_shards, tokenizer_dir)[: cfg.eval_blocks]
-    per_rank = cfg.batch_size // ddp.world
-    if cfg.batch_size % ddp.world or per_rank % cfg.micro_batch_size:
-        raise ConfigError(
-            f"train.batch_size {cfg.batch_size} does not split into {ddp.world} devices x micro batches "
-            f"of {cfg.micro_batch_size}: choose a batch size divisible by devices x micro_batch_size"
-        )
-    fingerprint = run_fingerprint(
-        cfg,
-        read_json(Path(train_shards) / "meta.json")["shards"],
-        read_json(Path(valid_shards) / "meta.json")["shards"],
-        tokenizer_fingerprint(tokenizer_dir),
+    data_ids = tuple(
+        json.dumps(read_json(Path(d) / "meta.json")["shards"]) for d in (train_shards, valid_shards)
     )
-    raw_model = build_model(cfg.arch, tokenizer, cfg.seed).to(device)
-    optimizer = make_optimizer(raw_model, cfg, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    start_step, history = resume(work, fingerprint, raw_model, optimizer, scheduler, ddp)
-    model = torch.compile(raw_model) if cfg.compile else raw_model
-    if ddp.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[ddp.local_rank] if device.type == "cuda" else None
-        )
+    run = start_run(cfg, (*data_ids, tokenizer_fingerprint(tokenizer_dir)), tokenizer_dir, out_dir)
+    ddp, per_rank = run.ddp, split_batch(cfg, run.ddp.world)
+    start, history = resume(run.work, run.fingerprint, run.raw_model, run.optimizer, run.scheduler, ddp)
     sampler = BlockSampler(len(train_blocks), cfg.batch_size, cfg.seed)
     tokens_per_step = cfg.batch_size * train_blocks.shape[1]
-    accum = per_rank // cfg.micro_batch_size
+    saves = set(checkpoint_steps(cfg.steps, cfg.save_every))
     bar = tqdm(
         total=cfg.steps,
-        initial=start_step,
+        initial=start,
         desc=f"train seed{cfg.seed}",
         unit="step",
         disable=not ddp.main,
         mininterval=1 if sys.stderr.isatty() else 15,
     )
-    saves = set(checkpoint_steps(cfg.steps, cfg.save_every))
-    losses: list[float] = []
-    clock, clock_step = time.perf_counter(), start_step
-    for step in range(start_step, cfg.steps):
-        rows = sampler.batch(step)[ddp.rank * per_rank : (ddp.rank + 1) * per_rank]
-        step_loss = 0.0
-        for micro in range(accum):
-            ids = torch.from_numpy(
-                train_blocks[rows[micro * cfg.micro_batch_size : (micro + 1) * cfg.micro_batch_size]]
-            )
-            ids = ids.long().to(device, non_blocking=True)
-            sync = ddp.world == 1 or micro == accum - 1
-            with contextlib.nullcontext() if sync else model.no_sync(), autocast(device):
-                loss = model(input_ids=ids, labels=ids).loss / accum
-            loss.backward()
-            step_loss += loss.item()
-        if ddp.world > 1:
-            step_loss = mean_over_ranks(step_loss, device, ddp)
-        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(step_loss)
-        done = step + 1
+    losses, clock, clock_step = [], time.perf_counter(), start
+    for step in range(start + 1, cfg.steps + 1):
+        rows = sampler.batch(step - 1)[ddp.rank * per_rank : (ddp.rank + 1) * per_rank]
+        losses.append(optimizer_step(run, train_blocks[rows]))
         elapsed = time.perf_counter() - clock
-        speed = (done - clock_step) * tokens_per_step / max(elapsed, 1e-9)
+        speed = (step - clock_step) * tokens_per_step / max(elapsed, 1e-9)
         bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{speed:,.0f}", refresh=False)
-        if done in saves:
-            row = {
-                "step": done,
-                "tokens": done * tokens_per_step,
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{speed:,.0f}", refresh=False)
+        if step not in saves:
+            continue
+        history.append(
+            {
+                "step": step,
+                "tokens": step * tokens_per_step,
                 "train_loss": round(float(np.mean(losses)), 6),
-                "val_loss": round(evaluate(raw_model, valid_blocks, cfg, device, ddp), 6),
-                "lr": scheduler.get_last_lr()[0],
+                "val_loss": round(evaluate(run.raw_model, valid_blocks, cfg, run.device, ddp), 6),
+                "lr": run.scheduler.get_last_lr()[0],
                 "elapsed_s": round((history[-1]["elapsed_s"] if history else 0.0) + elapsed, 3),
                 "tokens_per_s": round(speed, 1),
             }
-            history.append(row)
-            losses, clock, clock_step = [], time.perf_counter(), done
-            if ddp.main:
-                save_checkpoint(raw_model, tokenizer, work / f"step{done}", row | {"seed": cfg.seed})
-                save_state(
-                    work / "state.pt",
-                    {
-                        "fingerprint": fingerprint,
-                        "step": done,
-                        "history": history,
-                        "rng": rng_state(),
-                        "model": raw_model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                    },
-                )
-                tqdm.write(f"step {done}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}")
+        )
+        if ddp.main:
+            save_progress(run, step, history)
+            tqdm.write(
+                f"step {step}: train loss {history[-1]['train_loss']:.4f}, val {history[-1]['val_loss']:.4f}"
+            )
+        losses, clock, clock_step = [], time.perf_counter(), step
     bar.close()
     if ddp.main:
-        publish(work, out_dir, history)
+        publish(run.work, Path(out_dir), history)
     if ddp.world > 1:
         dist.barrier()
         dist.destroy_process_group()

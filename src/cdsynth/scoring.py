@@ -1,0 +1,128 @@
+"""Next-token scores for contrastive decoding and its baselines, in pure torch (every backend uses this).
+
+The rules follow the paper's logits processors (`../shared/REFERENCE.md` §1, "Scoring rules"):
+
+- temperature T divides both models' logits; p_G, p_B are their softmaxes;
+- head V_head = {x : p_G(x) > alpha * max p_G};
+- `cd`:        score = log(p_G + 1e-10) - strength * log(p_B + 1e-10) on the head, `penalty` elsewhere;
+- `vhead`:     score = log(p_G + 1e-10) on the head, `penalty` elsewhere;
+- `ancestral`: score = log p_G (plain sampling from the expert);
+- then optional top-k / top-p on those scores (cut entries get `penalty` for the head methods, as in the
+  paper, and -inf for ancestral, as in standard sampling); the next token is drawn from softmax(scores).
+
+`penalty` is a constant score, not -inf, so tokens outside the head keep a tiny probability; pass
+`float("-inf")` for strict CD.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from cdsynth.errors import ConfigError
+
+METHODS = ("ancestral", "vhead", "cd")
+EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How next-token scores are formed; the defaults are the paper's."""
+
+    method: str = "cd"
+    alpha: float = 0.1
+    strength: float = 1.0
+    temperature: float = 1.0
+    penalty: float = -20.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.method not in METHODS:
+            problems.append(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if not 0 < self.alpha < 1:
+            problems.append(f"alpha: {self.alpha} must be in (0, 1)")
+        if self.strength < 0:
+            problems.append(f"strength: {self.strength} must be >= 0")
+        if not self.temperature > 0:
+            problems.append(f"temperature: {self.temperature} must be > 0")
+        if math.isnan(self.penalty) or self.penalty > 0:
+            problems.append(f"penalty: {self.penalty} must be <= 0 (or -inf)")
+        if self.top_k is not None and self.top_k < 1:
+            problems.append(f"top_k: {self.top_k} must be >= 1")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            problems.append(f"top_p: {self.top_p} must be in (0, 1]")
+        if problems:
+            raise ConfigError("invalid scoring settings:\n  " + "\n  ".join(problems))
+
+    @property
+    def needs_amateur(self) -> bool:
+        return self.method == "cd"
+
+    @property
+    def cut_value(self) -> float:
+        """What a truncated entry scores: the penalty for head methods, -inf for plain sampling."""
+        return float("-inf") if self.method == "ancestral" else self.penalty
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def contrast(expert_logits: torch.Tensor, amateur_logits: torch.Tensor | None, scoring: Scoring) -> torch.Tensor:
+    """Scores before truncation, in float32, shape (batch, vocab)."""
+    expert = expert_logits.float() / scoring.temperature
+    if scoring.method == "ancestral":
+        return torch.log_softmax(expert, dim=-1)
+    probs = torch.softmax(expert, dim=-1)
+    scores = torch.log(probs + EPS)
+    if scoring.method == "cd":
+        amateur = torch.softmax(amateur_logits.float() / scoring.temperature, dim=-1)
+        scores = scores - scoring.strength * torch.log(amateur + EPS)
+    head = probs > scoring.alpha * probs.amax(dim=-1, keepdim=True)
+    return scores.masked_fill(~head, scoring.penalty)
+
+
+def truncate(scores: torch.Tensor, scoring: Scoring) -> torch.Tensor:
+    """Top-k, then top-p, on the scores; cut entries get `scoring.cut_value`."""
+    fill = scoring.cut_value
+    if scoring.top_k is not None and scoring.top_k < scores.shape[-1]:
+        kth = torch.topk(scores, scoring.top_k, dim=-1).values[..., -1:]
+        scores = scores.masked_fill(scores < kth, fill)
+    if scoring.top_p is not None and scoring.top_p < 1:
+        ordered, order = torch.sort(scores, dim=-1, descending=True, stable=True)
+        probs = torch.softmax(ordered, dim=-1)
+        # Keep a token while the mass before it is below p: the first token that crosses p stays.
+        cut_sorted = (probs.cumsum(dim=-1) - probs) >= scoring.top_p
+        cut_sorted[..., 0] = False
+        cut = torch.zeros_like(cut_sorted).scatter(-1, order, cut_sorted)
+        scores = scores.masked_fill(cut, fill)
+    return scores
+
+
+def next_token_scores(
+    expert_logits: torch.Tensor, amateur_logits: torch.Tensor | None, scoring: Scoring
+) -> torch.Tensor:
+    return truncate(contrast(expert_logits, amateur_logits, scoring), scoring)
+
+
+def sample_from_scores(scores: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Draw from softmax(scores) by the exponential-race form of Gumbel-max: argmax exp(s) / E.
+
+    `noise` holds Exp(1) draws of the same shape; passing it in keeps the function free of RNG state,
+    so it compiles and gives the same tokens for the same noise on any backend.
+    """
+    return (scores - torch.log(noise)).argmax(dim=-1)
+
+
+def next_tokens(
+    expert_logits: torch.Tensor,
+    amateur_logits: torch.Tensor | None,
+    scoring: Scoring,
+    noise: torch.Tensor | None,
+) -> torch.Tensor:
+    """Scores, truncation and sampling in one call (greedy when `noise` is None)."""
+    scores = next_token_scores(expert_logits, amateur_logits, scoring)
+    return scores.argmax(dim=-1) if noise is None else sample_from_scores(scores, noise)

@@ -1,0 +1,90 @@
+"""The config schema and cross-field rules: every kind of field rejects a bad value, naming the field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdsynth.config import validate_config
+from cdsynth.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+DEMO = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def rejected(edit) -> str:
+    config = copy.deepcopy(DEMO)
+    edit(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("path", [REPO / "config.yaml", REPO / "workflow/presets/paper.yaml"])
+def test_shipped_configs_are_valid(path):
+    validate_config(yaml.safe_load(path.read_text()), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["train"].update(lr=-1), "train.lr: -1 is less than the minimum of 0"),
+        (lambda c: c["train"].update(steps=2.5), "train.steps: 2.5 is not of type 'integer'"),
+        (lambda c: c["train"].update(compile="yes"), "train.compile: 'yes' is not of type 'boolean'"),
+        (lambda c: c["train"].update(betas=[0.9]), "train.betas: [0.9] is too short"),
+        (
+            lambda c: c["corpus"].update(seed_fraction=1.5),
+            "corpus.seed_fraction: 1.5 is greater than or equal",
+        ),
+        (
+            lambda c: c["corpus"]["sources"]["wikipedia"].update(format="csv"),
+            "corpus.sources.wikipedia.format",
+        ),
+        (
+            lambda c: c["corpus"]["sources"]["wikipedia"].update(max_words=0),
+            "corpus.sources.wikipedia.max_words",
+        ),
+        (
+            lambda c: c["corpus"]["sources"]["wikipedia"].update(train=[]),
+            "corpus.sources.wikipedia.train: [] ",
+        ),
+        (lambda c: c["corpus"]["sources"]["wikipedia"].update(train=[{"url": "ssh://x"}]), "train.0"),
+        (lambda c: c["tokenizer"].pop("vocab_size"), "tokenizer: 'vocab_size' is a required property"),
+        (lambda c: c["shards"].update(block_size=4), "shards.block_size: 4 is less than the minimum of 8"),
+        (
+            lambda c: c["models"]["tiny"].update(layers=0),
+            "models.tiny.layers: 0 is less than the minimum of 1",
+        ),
+        (lambda c: c["baseline"].update(tiny=[42, 42]), "baseline.tiny: [42, 42] has non-unique elements"),
+        (
+            lambda c: c["resources"]["train"].update(gpus=-1),
+            "resources.train.gpus: -1 is less than the minimum",
+        ),
+        (lambda c: c.update(extra_section={}), "'extra_section' was unexpected"),
+    ],
+)
+def test_schema_rejects_a_bad_value_naming_the_field(edit, message):
+    assert message in rejected(edit)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["train"].update(batch_size=20), "train.batch_size: 20 is not a multiple of"),
+        (lambda c: c["corpus"].update(seed_fraction=0.5, test_fraction=0.5), "corpus.test_fraction"),
+        (lambda c: c["models"]["tiny"].update(heads=3), "models.tiny.heads: 3 does not divide hidden"),
+        (lambda c: c["models"]["tiny"].update(max_positions=64), "models.tiny.max_positions: 64 is below"),
+        (lambda c: c["baseline"].update(giant=[1]), "baseline.giant: no such model in `models`"),
+    ],
+)
+def test_cross_field_rules_name_the_field(edit, message):
+    assert message in rejected(edit)
+
+
+def test_every_problem_is_listed_at_once():
+    text = rejected(lambda c: (c["train"].update(lr=-1), c["shards"].update(block_size=1)))
+    assert "train.lr" in text and "shards.block_size" in text
