@@ -1,5 +1,6 @@
 # cdsynth: synthetic pretraining corpora with contrastive decoding, and what they do for small LMs.
-# Stages: corpus -> tokenizer -> token shards -> baseline training (-> synthesis -> mixtures -> evaluation).
+# Stages: corpus -> tokenizer -> token shards -> baseline training -> synthetic corpora
+# (-> mixtures -> evaluation).
 #   snakemake --cores all                                                  demo config (config.yaml)
 #   snakemake --cores all --configfile workflow/presets/paper.yaml         the paper's values
 
@@ -20,9 +21,11 @@ include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/tokenizer.smk"
 include: "rules/train.smk"
+include: "rules/synth.smk"
 
 
 rule all:
     default_target: True
     input:
         baseline_checkpoints(),
+        synth_manifests(),

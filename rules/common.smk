@@ -3,6 +3,8 @@
 from cdsynth.corpus import expand_paths
 from cdsynth.download import local_name
 from cdsynth.errors import ConfigError
+from cdsynth.scoring import Scoring
+from cdsynth.synth import corpus_name
 from cdsynth.train import checkpoint_steps
 
 RESULTS = "results"
@@ -79,3 +81,58 @@ def baseline_checkpoints():
         for seed in seeds
         for path in checkpoint_dirs(model, seed)
     ]
+
+
+GOOD = config["synth"]["good"]
+GOOD_RUN = model_dir(GOOD["model"], GOOD["seed"])
+SYNTH_ROOT = f"{RESULTS}/synth/{GOOD['model']}-seed{GOOD['seed']}-step{GOOD['step']}"
+
+
+def scoring_of(spec):
+    return Scoring(**{key: value for key, value in spec.items() if key != "amateur"})
+
+
+# Corpora by name; the name is derived from the scoring parameters, so identical specs share files.
+SYNTH_CORPORA = {corpus_name(scoring_of(spec), spec.get("amateur")): spec for spec in config["synth"]["corpora"]}
+
+
+def synth_shards(name):
+    return [f"{SYNTH_ROOT}/{name}/shard-{index:05d}.arrow" for index in range(config["synth"]["shards"])]
+
+
+def synth_manifests():
+    return [f"{SYNTH_ROOT}/{name}/manifest.json" for name in SYNTH_CORPORA]
+
+
+def expert_inputs():
+    """GOOD's checkpoint; for step "best", the whole run, since the best step is known only after it."""
+    if GOOD["step"] == "best":
+        return checkpoint_dirs(GOOD["model"], GOOD["seed"]) + [f"{GOOD_RUN}/metrics.csv"]
+    return [f"{GOOD_RUN}/step{GOOD['step']}"]
+
+
+def amateur_source(spec):
+    """(directory, attention dropout) of a corpus's amateur."""
+    kind, _, value = spec.get("amateur", "").partition(":")
+    if kind == "early":
+        return f"{GOOD_RUN}/step{value}", None
+    if kind == "small":
+        return checkpoint_dirs(value, GOOD["seed"])[-1], None
+    if kind == "dropout":
+        return None, float(value)
+    return None, None
+
+
+def synth_params(name):
+    """The whole definition of one corpus: scoring, amateur, protocol and GOOD."""
+    spec = SYNTH_CORPORA[name]
+    amateur_dir, dropout = amateur_source(spec)
+    protocol = {key: value for key, value in config["synth"].items() if key not in ("corpora", "good")}
+    return {
+        "scoring": scoring_of(spec).as_dict(),
+        "amateur": spec.get("amateur"),
+        "amateur_dir": amateur_dir,
+        "amateur_dropout": dropout,
+        "good": GOOD,
+        **protocol,
+    }

@@ -65,3 +65,28 @@ def prepared(tmp_path_factory, corpus_dir: Path) -> dict[str, Path]:
         "train": root / "tokens" / "train",
         "test": root / "tokens" / "test",
     }
+
+
+MICRO_ARCH = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
+
+
+@pytest.fixture(scope="session")
+def micro_run(prepared, tmp_path_factory) -> Path:
+    """A micro LLaMA trained 40 steps on the prepared shards: step20 (the BAD amateur) and step40 (GOOD)."""
+    from cdsynth.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("micro_run")
+    cfg = TrainConfig(
+        arch=MICRO_ARCH,
+        seed=3,
+        steps=40,
+        batch_size=8,
+        micro_batch_size=8,
+        lr=3e-3,
+        warmup_steps=4,
+        save_every=20,
+        eval_blocks=16,
+        threads=1,
+    )
+    train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)
+    return out

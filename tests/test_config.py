@@ -88,3 +88,32 @@ def test_cross_field_rules_name_the_field(edit, message):
 def test_every_problem_is_listed_at_once():
     text = rejected(lambda c: (c["train"].update(lr=-1), c["shards"].update(block_size=1)))
     assert "train.lr" in text and "shards.block_size" in text
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["synth"]["good"].update(seed=7), "synth.good: tiny seed 7 is not a baseline run"),
+        (lambda c: c["synth"]["good"].update(step=123), "synth.good.step: 123 is not a checkpoint step"),
+        (lambda c: c["synth"]["corpora"][2].update(amateur="early:77"), "synth.corpora.2.amateur: step 77"),
+        (
+            lambda c: c["synth"]["corpora"][2].update(amateur="small:huge"),
+            "synth.corpora.2.amateur: huge seed",
+        ),
+        (
+            lambda c: c["synth"]["corpora"][0].update(amateur="early:100"),
+            "only the `cd` method uses an amateur",
+        ),
+        (lambda c: c["synth"].update(new_tokens=400), "exceeds models.tiny.max_positions (256)"),
+        (
+            lambda c: c["synth"]["corpora"][2].pop("amateur"),
+            "synth.corpora.2: 'amateur' is a required property",
+        ),
+        (lambda c: c["synth"]["corpora"][2].update(alpha=1.0), "synth.corpora.2.alpha"),
+        (lambda c: c["synth"]["corpora"][2].update(top_p=0), "synth.corpora.2.top_p"),
+        (lambda c: c["synth"]["corpora"][2].update(top_k=0), "synth.corpora.2.top_k"),
+        (lambda c: c["synth"]["corpora"][2].update(amateur="dropout:1.5"), "synth.corpora.2.amateur"),
+    ],
+)
+def test_synthesis_settings_are_checked_against_the_runs(edit, message):
+    assert message in rejected(edit)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
-from cdsynth.io import sha256_file
+from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.synth import shard_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
@@ -40,12 +45,26 @@ def tiny_config(corpus_dir: Path) -> dict:
     }
     config["baseline"] = {"micro": [42]}
     config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
+    config["synth"].update(
+        good={"model": "micro", "seed": 42, "step": 20},
+        tokens=160,
+        new_tokens=10,
+        continuations=2,
+        shards=2,
+        batch_size=8,
+        corpora=[{"method": "ancestral"}, {"method": "cd", "amateur": "early:10"}],
+    )
     return config
+
+
+SYNTH = "results/synth/micro-seed42-step20"
+CD = "cd_early-10_s1_a0.1_pen-20"
 
 
 def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    # Targets go before --configfile, which would otherwise take them as more config files.
+    command = [*SNAKEMAKE, *args, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml")]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
@@ -96,7 +115,76 @@ def test_editing_a_training_value_reruns_only_training(built):
     edited["train"]["lr"] = 5e-4
     result = snakemake(workdir, edited, "-n")
     assert result.returncode == 0
-    assert job_counts(result.stdout + result.stderr) == {"train_baseline": 1, "all": 1, "total": 2}
+    expected = {"train_baseline": 1, "synth_shard": 4, "synth_manifest": 2, "all": 1, "total": 8}
+    assert job_counts(result.stdout + result.stderr) == expected
+
+
+def test_editing_one_corpus_reruns_only_that_corpus(built):
+    workdir, config = built
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edited["synth"]["corpora"][1]["alpha"] = 0.2
+    result = snakemake(workdir, edited, "-n")
+    assert result.returncode == 0
+    assert job_counts(result.stdout + result.stderr) == {
+        "synth_shard": 2,
+        "synth_manifest": 1,
+        "all": 1,
+        "total": 4,
+    }
+
+
+def test_synthetic_corpora_are_built_with_the_early_amateur(built):
+    workdir, _ = built
+    for name in ("ancestral", CD):
+        manifest = read_json(workdir / SYNTH / name / "manifest.json")
+        assert manifest["totals"]["new_tokens"] == 160 and len(manifest["shards"]) == 2
+    shard = read_arrow(workdir / SYNTH / CD / "shard-00000.arrow")
+    assert shard_metadata(shard)["amateur"] == "results/models/micro/seed42/step10"
+    assert shard_metadata(shard)["expert"] == "results/models/micro/seed42/step20"
+
+
+def test_synthesis_rebuilt_from_scratch_is_byte_identical(built):
+    workdir, config = built
+    before = {p.name: read_json(p / "manifest.json")["shards"] for p in (workdir / SYNTH).iterdir()}
+    shutil.rmtree(workdir / SYNTH)
+    assert snakemake(workdir, config, "synth_all").returncode == 0
+    assert {p.name: read_json(p / "manifest.json")["shards"] for p in (workdir / SYNTH).iterdir()} == before
+
+
+def test_killed_synthesis_keeps_finished_shards(built):
+    workdir, config = built
+    corpus = workdir / SYNTH / CD
+    shutil.rmtree(corpus)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    target = f"{SYNTH}/{CD}/manifest.json"
+    command = [
+        *SNAKEMAKE[:-1],
+        "1",
+        target,
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
+    log = open(workdir / "killed_run.log", "w")  # noqa: SIM115 (closed after the process ends)
+    proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 300
+    # Kill once Snakemake has recorded the first shard as done, while the second one is being generated.
+    while "1 of 3 steps" not in (workdir / "killed_run.log").read_text() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert proc.poll() is None, (workdir / "killed_run.log").read_text()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log.close()
+    assert (corpus / "shard-00000.arrow").exists() and not (corpus / "shard-00001.arrow").exists()
+    finished = (corpus / "shard-00000.arrow").stat().st_mtime_ns
+
+    subprocess.run([*command[:-4], "--unlock", *command[-4:]], check=True, capture_output=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (corpus / "shard-00000.arrow").stat().st_mtime_ns == finished
+    assert (corpus / "manifest.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -50,9 +50,48 @@ def cross_field_errors(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def synth_errors(config: dict[str, Any]) -> list[str]:
+    """The GOOD checkpoint and every amateur must be something the baseline runs will produce."""
+    from cdsynth.train import checkpoint_steps
+
+    synth, train = config["synth"], config["train"]
+    good = synth["good"]
+    steps = checkpoint_steps(train["steps"], train["save_every"])
+    problems = []
+    if good["seed"] not in config["baseline"].get(good["model"], []):
+        problems.append(f"synth.good: {good['model']} seed {good['seed']} is not a baseline run (`baseline`)")
+    if good["step"] != "best" and good["step"] not in steps:
+        problems.append(f"synth.good.step: {good['step']} is not a checkpoint step ({steps_text(steps)})")
+    length = 1 + synth["prefix_tokens"] + synth["new_tokens"]
+    models = [good["model"]]
+    for index, spec in enumerate(synth["corpora"]):
+        field = f"synth.corpora.{index}.amateur"
+        kind, _, value = spec.get("amateur", "").partition(":")
+        if spec["method"] != "cd" and kind:
+            problems.append(f"{field}: only the `cd` method uses an amateur")
+        elif kind == "early" and int(value) not in steps:
+            problems.append(f"{field}: step {value} is not a checkpoint step ({steps_text(steps)})")
+        elif kind == "small" and good["seed"] not in config["baseline"].get(value, []):
+            problems.append(f"{field}: {value} seed {good['seed']} is not a baseline run (see `baseline`)")
+        elif kind == "small":
+            models.append(value)
+    for name in models:
+        limit = config["models"].get(name, {}).get("max_positions", length)
+        if length > limit:
+            problems.append(
+                f"synth.new_tokens: BOS + prefix_tokens + new_tokens = {length} exceeds "
+                f"models.{name}.max_positions ({limit})"
+            )
+    return problems
+
+
+def steps_text(steps: list[int]) -> str:
+    return ", ".join(map(str, steps[:6])) + (", ..." if len(steps) > 6 else "")
+
+
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
     """Raise ConfigError listing every problem, one line per field, or return silently."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    problems = schema_errors(config, schema) or cross_field_errors(config)
+    problems = schema_errors(config, schema) or cross_field_errors(config) or synth_errors(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

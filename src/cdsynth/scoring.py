@@ -71,7 +71,9 @@ class Scoring:
         return asdict(self)
 
 
-def contrast(expert_logits: torch.Tensor, amateur_logits: torch.Tensor | None, scoring: Scoring) -> torch.Tensor:
+def contrast(
+    expert_logits: torch.Tensor, amateur_logits: torch.Tensor | None, scoring: Scoring
+) -> torch.Tensor:
     """Scores before truncation, in float32, shape (batch, vocab)."""
     expert = expert_logits.float() / scoring.temperature
     if scoring.method == "ancestral":
@@ -108,21 +110,24 @@ def next_token_scores(
     return truncate(contrast(expert_logits, amateur_logits, scoring), scoring)
 
 
-def sample_from_scores(scores: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Draw from softmax(scores) by the exponential-race form of Gumbel-max: argmax exp(s) / E.
+def sample_from_scores(scores: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Draw from softmax(scores) by inverting its CDF at `uniform` (one U(0, 1) per row, shape (batch, 1)).
 
-    `noise` holds Exp(1) draws of the same shape; passing it in keeps the function free of RNG state,
-    so it compiles and gives the same tokens for the same noise on any backend.
+    One random number per row instead of one per token (as Gumbel-max needs) makes sampling cheap on
+    large vocabularies; the CDF is accumulated in float64 so that rounding cannot shift mass. Passing the
+    uniforms in keeps the function free of RNG state: the same draws give the same tokens anywhere.
     """
-    return (scores - torch.log(noise)).argmax(dim=-1)
+    cdf = torch.softmax(scores.double(), dim=-1).cumsum(dim=-1)
+    target = uniform.double() * cdf[:, -1:]
+    return torch.searchsorted(cdf, target, right=True).clamp_(max=scores.shape[-1] - 1).squeeze(-1)
 
 
 def next_tokens(
     expert_logits: torch.Tensor,
     amateur_logits: torch.Tensor | None,
     scoring: Scoring,
-    noise: torch.Tensor | None,
+    uniform: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Scores, truncation and sampling in one call (greedy when `noise` is None)."""
+    """Scores, truncation and sampling in one call (greedy when `uniform` is None)."""
     scores = next_token_scores(expert_logits, amateur_logits, scoring)
-    return scores.argmax(dim=-1) if noise is None else sample_from_scores(scores, noise)
+    return scores.argmax(dim=-1) if uniform is None else sample_from_scores(scores, uniform)

@@ -33,7 +33,7 @@ import torch.distributed as dist
 import transformers
 from tqdm import tqdm
 
-from cdsynth.errors import ConfigError
+from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import atomic_path, read_json
 from cdsynth.models import build_model
 from cdsynth.plots import plot_training_curve
@@ -419,6 +419,17 @@ def launch(cfg: TrainConfig, gpus: int, **paths: str) -> None:
     ]
     subprocess.run(command, check=True)
     spec.unlink()
+
+
+def best_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The checkpoint of a finished run with the lowest validation loss."""
+    metrics = Path(run_dir) / "metrics.csv"
+    if not metrics.is_file():
+        raise DataError(f"{metrics}: not found. Finish the training run first (rerun Snakemake).")
+    with open(metrics, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    best = min(rows, key=lambda row: float(row["val_loss"]))
+    return Path(run_dir) / f"step{best['step']}"
 
 
 def main(argv: list[str] | None = None) -> None:

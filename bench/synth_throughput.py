@@ -1,0 +1,163 @@
+"""Synthesis throughput on one expert/amateur pair: our engine against the usual ways of doing CD.
+
+Prints new tokens/s for the same prompts and lengths:
+- ancestral and CD in the cdsynth engine (static KV caches for both models, one fused scoring call);
+- an authors'-style loop: an HF forward of both models over the whole sequence at every step, batch 16,
+  the paper's scoring as separate ops, `torch.multinomial` (written here only, as the baseline);
+- HF `generate()` with a CD `LogitsProcessor` that runs the amateur over the whole sequence each step;
+and the scoring function alone, eager (unfused ops) against `torch.compile` (fused).
+
+    python bench/synth_throughput.py --expert results/models/tiny/seed42/step400 \
+        --amateur results/models/tiny/seed42/step100
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from cdsynth.generate import generate
+from cdsynth.pair import load_decoder
+from cdsynth.scoring import Scoring, next_tokens
+from cdsynth.synth import Protocol, make_prompts, read_prompt_texts
+
+
+def paper_scores(expert_logits: torch.Tensor, amateur_logits: torch.Tensor, alpha=0.1, penalty=-20.0):
+    """The paper's CD processor, op by op."""
+    p_g = torch.softmax(expert_logits.float(), dim=-1)
+    p_b = torch.softmax(amateur_logits.float(), dim=-1)
+    head = p_g > alpha * p_g.max(dim=-1, keepdim=True).values
+    scores = torch.log(p_g + 1e-10) - torch.log(p_b + 1e-10)
+    return torch.where(head, scores, torch.full_like(scores, penalty))
+
+
+@torch.inference_mode()
+def authors_loop(decoder, prompts: list[list[int]], new_tokens: int) -> None:
+    """Full forward of both models on the growing sequence at every step (no cache), batch as given."""
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[decoder.pad_id] * (width - len(p)) + p for p in prompts])
+    mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+    for _ in range(new_tokens):
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        expert = decoder.expert(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+        amateur = decoder.amateur(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+        token = torch.multinomial(torch.softmax(paper_scores(expert, amateur), dim=-1), 1)
+        ids = torch.cat([ids, token], dim=-1)
+        mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=-1)
+
+
+class ContrastiveProcessor(LogitsProcessor):
+    """CD for HF generate(): the expert is cached by generate, the amateur rescans the whole sequence."""
+
+    def __init__(self, amateur):
+        self.amateur = amateur
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        mask = (input_ids != self.amateur.config.pad_token_id).long()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        amateur = self.amateur(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+        return paper_scores(scores, amateur)
+
+
+@torch.inference_mode()
+def hf_generate(decoder, prompts: list[list[int]], new_tokens: int) -> None:
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[decoder.pad_id] * (width - len(p)) + p for p in prompts])
+    mask = (ids != decoder.pad_id).long()
+    decoder.expert.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        do_sample=True,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        top_k=None,
+        top_p=None,
+        logits_processor=LogitsProcessorList([ContrastiveProcessor(decoder.amateur)]),
+        pad_token_id=decoder.pad_id,
+    )
+
+
+def rate(fn, tokens: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return tokens / (time.perf_counter() - start)
+
+
+def scoring_bench(batch: int, vocab: int, repeats: int = 100) -> tuple[float, float]:
+    """ms per call of the scoring + sampling function, eager (separate ops) vs torch.compile (fused)."""
+    expert, amateur = torch.randn(batch, vocab) * 3, torch.randn(batch, vocab) * 3
+    uniform, scoring = torch.rand(batch, 1), Scoring(method="cd")
+    fused = torch.compile(next_tokens, dynamic=False)
+    assert torch.equal(
+        fused(expert, amateur, scoring, uniform), next_tokens(expert, amateur, scoring, uniform)
+    )
+    times = []
+    for fn in (next_tokens, fused):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn(expert, amateur, scoring, uniform)
+        times.append((time.perf_counter() - start) / repeats * 1e3)
+    return times[0], times[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--expert", type=Path, default=Path("results/models/tiny/seed42/step400"))
+    parser.add_argument("--amateur", type=Path, default=Path("results/models/tiny/seed42/step100"))
+    parser.add_argument("--prompts", type=Path, default=Path("results/corpus/seed.arrow"))
+    parser.add_argument("--prompt-count", type=int, default=64, help="prompts (rows) per measurement")
+    parser.add_argument("--new-tokens", type=int, default=100)
+    parser.add_argument("--batch", type=int, action="append", help="engine batch sizes (default 16, 64)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    decoder, tokenizer = load_decoder(args.expert, args.amateur, device)
+    ids, texts = read_prompt_texts(args.prompts)
+    protocol = Protocol(tokens=args.prompt_count, continuations=1, new_tokens=1)
+    prompts = [p for _, p in make_prompts(texts, ids, tokenizer, protocol)]
+    total = len(prompts) * args.new_tokens
+    print(
+        f"device {device}, {args.threads} threads; {len(prompts)} prompts x {args.new_tokens} new tokens; "
+        f"expert {args.expert}, amateur {args.amateur}"
+    )
+    print("| method | batch | new tokens/s |")
+    print("|---|---|---|")
+
+    def batched(run, batch):
+        return lambda: [run(prompts[i : i + batch]) for i in range(0, len(prompts), batch)]
+
+    for batch in args.batch or [16, 64]:
+        for method in ("ancestral", "cd"):
+            scoring = Scoring(method=method)
+            speed = rate(
+                batched(
+                    lambda p, s=scoring: generate(
+                        decoder, p, s, args.new_tokens, torch.Generator(device).manual_seed(0)
+                    ),
+                    batch,
+                ),
+                total,
+            )
+            print(f"| cdsynth engine, {method} | {batch} | {speed:,.0f} |", flush=True)
+    authors = rate(batched(lambda p: authors_loop(decoder, p, args.new_tokens), 16), total)
+    print(f"| authors'-style loop, cd | 16 | {authors:,.0f} |", flush=True)
+    hf = rate(batched(lambda p: hf_generate(decoder, p, args.new_tokens), 16), total)
+    print(f"| HF generate() + CD processor | 16 | {hf:,.0f} |", flush=True)
+    vocab = decoder.expert.config.vocab_size
+    for batch, size in [(64, vocab), (256, 32000)]:
+        eager, fused = scoring_bench(batch, size)
+        print(
+            f"scoring + sampling, batch {batch} x vocab {size}: eager {eager:.2f} ms, "
+            f"compiled {fused:.2f} ms ({eager / fused:.1f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

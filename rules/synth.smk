@@ -1,0 +1,56 @@
+# GOOD (+ amateur) checkpoints and seed prompts -> synthetic corpus shards -> a manifest per corpus.
+
+
+rule synth_shard:
+    input:
+        expert=expert_inputs(),
+        amateur=lambda wc: [path for path in amateur_source(SYNTH_CORPORA[wc.name])[:1] if path],
+        prompts=f"{RESULTS}/corpus/seed.arrow",
+    output:
+        f"{SYNTH_ROOT}/{{name}}/shard-{{shard}}.arrow",
+    wildcard_constraints:
+        name=r"[^/]+",
+        shard=r"\d{5}",
+    params:
+        synth=lambda wc: synth_params(wc.name),
+        expert_run=GOOD_RUN,
+    log:
+        f"{LOGS}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/shard-{{shard}}.log",
+    benchmark:
+        f"{BENCH}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/shard-{{shard}}.tsv"
+    threads: config["resources"]["synth"]["threads"]
+    resources:
+        **job_resources("synth"),
+    conda:
+        "../envs/cdsynth.yaml"
+    script:
+        "../scripts/synthesize_shard.py"
+
+
+rule synth_manifest:
+    input:
+        lambda wc: synth_shards(wc.name),
+    output:
+        f"{SYNTH_ROOT}/{{name}}/manifest.json",
+    wildcard_constraints:
+        name=r"[^/]+",
+    params:
+        synth=lambda wc: synth_params(wc.name),
+    log:
+        f"{LOGS}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/manifest.log",
+    benchmark:
+        f"{BENCH}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/manifest.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpus=0,
+    conda:
+        "../envs/cdsynth.yaml"
+    script:
+        "../scripts/write_manifest.py"
+
+
+rule synth_all:
+    input:
+        synth_manifests(),

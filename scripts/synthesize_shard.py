@@ -1,0 +1,31 @@
+"""Snakemake job: generate one shard of a synthetic corpus with the torch engine."""
+
+from pathlib import Path
+
+from cdsynth.jobs import run_job
+from cdsynth.scoring import Scoring
+from cdsynth.synth import protocol_from, synthesize_shard
+from cdsynth.train import best_checkpoint
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+params = smk.params.synth
+good_step = params["good"]["step"]
+
+
+def job() -> None:
+    expert = best_checkpoint(smk.params.expert_run) if good_step == "best" else Path(smk.input.expert[0])
+    synthesize_shard(
+        expert_dir=expert,
+        amateur_dir=params["amateur_dir"],
+        amateur_dropout=params["amateur_dropout"],
+        prompts_path=smk.input.prompts,
+        scoring=Scoring(**params["scoring"]),
+        protocol=protocol_from(params),
+        shard=int(smk.wildcards.shard),
+        out_path=smk.output[0],
+        compile_scoring=params["compile"],
+        threads=smk.threads,
+    )
+
+
+run_job(smk, job)

@@ -1,0 +1,80 @@
+"""Loading an expert / amateur pair of Hugging Face causal LMs, checked to share one tokenizer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from cdsynth.errors import DataError
+from cdsynth.generate import Decoder
+from cdsynth.scoring import next_tokens
+
+
+def require_model_dir(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise DataError(
+            f"{path}: not a Hugging Face model directory (no config.json); train or copy it first."
+        )
+    return path
+
+
+def load_causal_lm(path: str | os.PathLike, device: torch.device, attention_dropout: float | None = None):
+    """A model for generation: bf16 on GPU, fp32 on CPU; with `attention_dropout`, kept in train mode.
+
+    The dropout amateur is the paper's CD-Drop: GOOD's weights with attention dropout active while it
+    scores, so it is a noisier, weaker copy of the expert.
+    """
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise DataError(
+            f"{path}: not a Hugging Face model directory (no config.json). Train or copy it first."
+        )
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    overrides = {} if attention_dropout is None else {"attention_dropout": attention_dropout}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", **overrides)
+    model.to(device)
+    return model.train() if attention_dropout else model.eval()
+
+
+def check_same_vocabulary(expert_dir: Path, amateur_dir: Path) -> None:
+    """CD subtracts log-probabilities id by id, so both models must use the same ids for the same text."""
+    expert_tok = AutoTokenizer.from_pretrained(expert_dir)
+    amateur_tok = AutoTokenizer.from_pretrained(amateur_dir)
+    if expert_tok.get_vocab() != amateur_tok.get_vocab():
+        raise DataError(
+            f"the expert ({expert_dir}) and the amateur ({amateur_dir}) have different tokenizers "
+            f"({len(expert_tok)} vs {len(amateur_tok)} tokens): contrastive decoding needs one shared "
+            "vocabulary. Use an amateur trained with the expert's tokenizer."
+        )
+
+
+def load_decoder(
+    expert_dir: str | os.PathLike,
+    amateur_dir: str | os.PathLike | None,
+    device: torch.device,
+    amateur_dropout: float | None = None,
+    compile_scoring: bool = False,
+) -> tuple[Decoder, PreTrainedTokenizerBase]:
+    """Expert plus amateur (a separate directory, or the expert with attention dropout), and the tokenizer."""
+    expert_dir = require_model_dir(expert_dir)
+    if amateur_dir is not None:
+        require_model_dir(amateur_dir)
+    expert = load_causal_lm(expert_dir, device)
+    amateur = None
+    if amateur_dropout is not None:
+        amateur = load_causal_lm(expert_dir, device, attention_dropout=amateur_dropout)
+    elif amateur_dir is not None:
+        check_same_vocabulary(expert_dir, Path(amateur_dir))
+        amateur = load_causal_lm(amateur_dir, device)
+        if amateur.config.vocab_size != expert.config.vocab_size:
+            raise DataError(
+                f"vocabulary sizes differ: expert {expert.config.vocab_size}, amateur "
+                f"{amateur.config.vocab_size} ({amateur_dir}). Use models built with the same tokenizer."
+            )
+    tokenizer = AutoTokenizer.from_pretrained(expert_dir)
+    pick = torch.compile(next_tokens, dynamic=False) if compile_scoring else next_tokens
+    return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id, pick=pick), tokenizer

@@ -1,0 +1,231 @@
+"""Synthetic corpora: prompts from the seed split, one Arrow shard per job, a manifest per corpus.
+
+A corpus is named by its synthesis parameters (`corpus_name`), never by the experiment that uses it, so
+experiments that share a corpus share one set of files. Each shard's random stream derives from
+(corpus seed, shard index) alone: the same settings rebuild the same token ids on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from tqdm import tqdm
+
+from cdsynth.errors import DataError
+from cdsynth.generate import Decoder, generate
+from cdsynth.io import read_arrow, sha256_file, write_arrow, write_json
+from cdsynth.scoring import Scoring
+
+SHARD_SCHEMA = pa.schema(
+    [
+        ("input_ids", pa.list_(pa.int32())),
+        ("text", pa.string()),
+        ("prompt_id", pa.string()),
+        ("continuation", pa.int32()),
+        ("prefix_len", pa.int32()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How prompts are made and continued; the defaults are the paper's."""
+
+    tokens: int = 100_000_000
+    prefix_tokens: int = 20
+    continuations: int = 8
+    new_tokens: int = 400
+    keep_prefix: bool = True
+    shards: int = 20
+    batch_size: int = 64
+    seed: int = 0
+    prompt_seed: int = 42
+
+    @property
+    def num_prompts(self) -> int:
+        return math.ceil(self.tokens / (self.continuations * self.new_tokens))
+
+
+def corpus_name(scoring: Scoring, amateur: str | None) -> str:
+    """A readable directory name that changes whenever a scoring parameter does."""
+    parts = [scoring.method]
+    if scoring.needs_amateur:
+        parts += [amateur.replace(":", "-"), f"s{scoring.strength:g}"]
+    if scoring.method != "ancestral":
+        parts += [f"a{scoring.alpha:g}", f"pen{scoring.penalty:g}"]
+    if scoring.top_k is not None:
+        parts.append(f"k{scoring.top_k}")
+    if scoring.top_p is not None:
+        parts.append(f"p{scoring.top_p:g}")
+    if scoring.temperature != 1:
+        parts.append(f"T{scoring.temperature:g}")
+    return "_".join(parts)
+
+
+def shard_seed(corpus_seed: int, shard: int) -> int:
+    return int(np.random.SeedSequence([corpus_seed, shard]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def read_prompt_texts(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(ids, texts) from a corpus split (.arrow with `text`, `doc_id`) or a text file, one prompt per line."""
+    path = Path(path)
+    if path.suffix == ".arrow":
+        table = read_arrow(path)
+        return table.column("doc_id").to_pylist(), table.column("text").to_pylist()
+    if not path.is_file():
+        raise DataError(
+            f"{path}: prompt file not found. Give a text file (one prompt per line) or a .arrow split."
+        )
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [f"line:{i}" for i in range(len(lines))], lines
+
+
+def make_prompts(
+    texts: list[str], ids: list[str], tokenizer, protocol: Protocol
+) -> list[tuple[str, list[int]]]:
+    """The corpus's prompts in order: shuffled (prompt_seed), BOS + the first `prefix_tokens` tokens."""
+    if protocol.num_prompts > len(texts):
+        raise DataError(
+            f"{protocol.tokens:,} tokens need {protocol.num_prompts:,} prompts "
+            f"({protocol.continuations} continuations x {protocol.new_tokens} tokens each), but there are "
+            f"only {len(texts):,}. Lower the token budget, raise continuations, or give more prompts "
+            "(corpus.seed_fraction)."
+        )
+    order = np.random.default_rng(protocol.prompt_seed).permutation(len(texts))[: protocol.num_prompts]
+    chosen = [texts[i] for i in order]
+    encoded = tokenizer(chosen, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    return [(ids[i], [bos, *enc[: protocol.prefix_tokens]]) for i, enc in zip(order, encoded)]
+
+
+def shard_rows(prompts: list, protocol: Protocol, shard: int) -> list[tuple[str, int, list[int]]]:
+    """This shard's (prompt id, continuation index, prompt ids) rows: a contiguous slice of the prompts."""
+    bounds = np.linspace(0, len(prompts), protocol.shards + 1).round().astype(int)
+    mine = prompts[bounds[shard] : bounds[shard + 1]]
+    return [(pid, c, ids) for pid, ids in mine for c in range(protocol.continuations)]
+
+
+def generate_shard(
+    decoder: Decoder,
+    tokenizer,
+    prompts: list[tuple[str, list[int]]],
+    scoring: Scoring,
+    protocol: Protocol,
+    shard: int,
+    out_path: str | os.PathLike,
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """Generate shard `shard` of the corpus and write it atomically; returns its summary."""
+    rows = shard_rows(prompts, protocol, shard)
+    seed = shard_seed(protocol.seed, shard)
+    torch.manual_seed(seed)  # dropout amateurs draw their masks from the global generator
+    generator = torch.Generator(decoder.device).manual_seed(seed)
+    columns: dict[str, list] = {name: [] for name in SHARD_SCHEMA.names}
+    bar = tqdm(
+        total=len(rows) * protocol.new_tokens,
+        desc=f"shard {shard}",
+        unit="tok",
+        unit_scale=True,
+        mininterval=1 if os.isatty(2) else 15,
+    )
+    start = time.perf_counter()
+    for begin in range(0, len(rows), protocol.batch_size):
+        batch = rows[begin : begin + protocol.batch_size]
+        out = generate(
+            decoder, [ids for _, _, ids in batch], scoring, protocol.new_tokens, generator
+        ).tolist()
+        kept = [(ids + new) if protocol.keep_prefix else new for (_, _, ids), new in zip(batch, out)]
+        columns["input_ids"] += kept
+        # The leading BOS is structure, not text; BOS/EOS generated later stay visible as <s> / </s>.
+        columns["text"] += tokenizer.batch_decode([k[1:] if protocol.keep_prefix else k for k in kept])
+        columns["prompt_id"] += [pid for pid, _, _ in batch]
+        columns["continuation"] += [cont for _, cont, _ in batch]
+        columns["prefix_len"] += [len(ids) if protocol.keep_prefix else 0 for _, _, ids in batch]
+        bar.update(len(batch) * protocol.new_tokens)
+    bar.close()
+    elapsed = time.perf_counter() - start
+    info = {"shard": shard, "seed": seed, "rows": len(rows), "new_tokens": len(rows) * protocol.new_tokens}
+    # Timing stays out of the file, so the same settings rebuild byte-identical shards.
+    schema = SHARD_SCHEMA.with_metadata({"cdsynth": json.dumps(metadata | info, sort_keys=True)})
+    write_arrow(pa.Table.from_pydict(columns, schema=schema), out_path)
+    speed = info["new_tokens"] / max(elapsed, 1e-9)
+    print(f"shard {shard}: {info['new_tokens']:,} new tokens in {elapsed:.1f} s ({speed:,.0f} tokens/s)")
+    return info | {"seconds": round(elapsed, 3), "tokens_per_s": round(speed, 1)}
+
+
+def shard_metadata(table: pa.Table) -> dict[str, Any]:
+    return json.loads(table.schema.metadata[b"cdsynth"])
+
+
+def write_manifest(
+    shard_paths: list[str], out_path: str | os.PathLike, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Parameters, per-shard counts and sha256, and totals of a finished corpus."""
+    shards = []
+    for path in shard_paths:
+        table = read_arrow(path)
+        info = shard_metadata(table)
+        shards.append(
+            {
+                "file": Path(path).name,
+                "rows": table.num_rows,
+                "new_tokens": info["new_tokens"],
+                "tokens": pc.sum(pc.list_value_length(table.column("input_ids"))).as_py(),
+                "seed": info["seed"],
+                "sha256": sha256_file(path),
+            }
+        )
+    manifest = {
+        "params": params,
+        "shards": shards,
+        "totals": {k: sum(s[k] for s in shards) for k in ("rows", "new_tokens", "tokens")},
+    }
+    write_json(manifest, out_path)
+    return manifest
+
+
+def protocol_from(params: dict[str, Any]) -> Protocol:
+    return Protocol(**{k: params[k] for k in asdict(Protocol()) if k in params})
+
+
+def synthesize_shard(
+    *,
+    expert_dir: str | os.PathLike,
+    amateur_dir: str | os.PathLike | None,
+    amateur_dropout: float | None,
+    prompts_path: str | os.PathLike,
+    scoring: Scoring,
+    protocol: Protocol,
+    shard: int,
+    out_path: str | os.PathLike,
+    compile_scoring: bool = False,
+    threads: int = 1,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Load the pair, build the corpus's prompts, and generate one shard into `out_path`."""
+    from cdsynth.pair import load_decoder
+
+    torch.set_num_threads(threads)
+    target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    decoder, tokenizer = load_decoder(expert_dir, amateur_dir, target, amateur_dropout, compile_scoring)
+    ids, texts = read_prompt_texts(prompts_path)
+    prompts = make_prompts(texts, ids, tokenizer, protocol)
+    metadata = {
+        "scoring": scoring.as_dict(),
+        "protocol": asdict(protocol),
+        "expert": str(expert_dir),
+        "amateur": str(amateur_dir)
+        if amateur_dir
+        else (f"dropout:{amateur_dropout}" if amateur_dropout else None),
+    }
+    return generate_shard(decoder, tokenizer, prompts, scoring, protocol, shard, out_path, metadata)
