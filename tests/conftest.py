@@ -27,6 +27,26 @@ def corpus_dir(shared_data: Path) -> Path:
     return shared_data / "corpus"
 
 
+@pytest.fixture(scope="session")
+def corpus_arrow(tmp_path_factory, corpus_dir: Path) -> Path:
+    """~150k words of real text as one corpus split file (no splitting logic involved)."""
+    from helpers import real_corpus
+
+    return real_corpus(corpus_dir, tmp_path_factory.mktemp("corpus") / "train.arrow")
+
+
+@pytest.fixture(scope="session")
+def tok_dir(tmp_path_factory, corpus_arrow: Path) -> Path:
+    """A 2000-piece tokenizer trained on `corpus_arrow`."""
+    from helpers import VOCAB
+
+    from cdsynth.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("tok") / "tokenizer"
+    train_tokenizer(corpus_arrow, out, vocab_size=VOCAB)
+    return out
+
+
 def small_sources(corpus_dir: Path, max_words: int) -> dict:
     """A few real files per source, capped, as `build_corpus` takes them."""
     tiny = corpus_dir / "tinystories"

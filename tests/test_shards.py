@@ -9,25 +9,15 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_tokenizer import real_corpus, trained_tokenizer, write_corpus
+from helpers import write_corpus
 
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.shards import build_shards, load_blocks
-from cdsynth.tokenizer import load_tokenizer, tokenizer_fingerprint
+from cdsynth.tokenizer import load_tokenizer, tokenizer_fingerprint, train_tokenizer
 
 BLOCK = 128
 PER_SHARD = 300
-
-
-@pytest.fixture(scope="session")
-def corpus_arrow(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
-    return real_corpus(tmp_path_factory, corpus_dir)
-
-
-@pytest.fixture(scope="session")
-def tok_dir(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
-    return trained_tokenizer(tmp_path_factory, corpus_dir)
 
 
 @pytest.fixture(scope="session")
@@ -128,10 +118,9 @@ def test_missing_meta_is_a_data_error(shards_copy: Path) -> None:
         load_blocks(shards_copy)
 
 
-def test_other_tokenizer_is_rejected(
-    built: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path
-) -> None:
-    other = trained_tokenizer(tmp_path_factory, corpus_dir, vocab_size=1500)
+def test_other_tokenizer_is_rejected(built: tuple[Path, dict], corpus_arrow: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    train_tokenizer(corpus_arrow, other, vocab_size=1500)
     with pytest.raises(DataError, match="different tokenizer.*rebuild them"):
         load_blocks(built[0], other)
 
