@@ -1,6 +1,6 @@
 # cdsynth: synthetic pretraining corpora with contrastive decoding, and what they do for small LMs.
-# Stages: corpus -> tokenizer -> token shards -> baseline training -> synthetic corpora
-# (-> mixtures -> evaluation).
+# Stages: corpus -> tokenizer -> token shards -> baseline training -> synthetic corpora -> evaluation
+# (-> mixtures -> tables).
 #   snakemake --cores all                                                  demo config (config.yaml)
 #   snakemake --cores all --configfile workflow/presets/paper.yaml         the paper's values
 
@@ -22,6 +22,7 @@ include: "rules/corpus.smk"
 include: "rules/tokenizer.smk"
 include: "rules/train.smk"
 include: "rules/synth.smk"
+include: "rules/eval.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
     input:
         baseline_checkpoints(),
         synth_manifests(),
+        baseline_evaluations(),

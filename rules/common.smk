@@ -1,5 +1,6 @@
 # Shared helpers: where each output lives and the small per-job param dicts derived from the config.
 
+from cdsynth.babylm import TASK_DIRS, task_dir
 from cdsynth.corpus import expand_paths
 from cdsynth.download import local_name
 from cdsynth.errors import ConfigError
@@ -136,3 +137,21 @@ def synth_params(name):
         "good": GOOD,
         **protocol,
     }
+
+
+# Evaluation data: a missing task directory stops the workflow here, naming it.
+for task in TASK_DIRS:
+    task_dir(config["eval"]["data_dir"], task)
+
+
+def eval_dir(model, seed, step):
+    return f"{RESULTS}/eval/{model}/seed{seed}/step{step}"
+
+
+def baseline_evaluations():
+    return [
+        f"{eval_dir(model, seed, path.rsplit('step', 1)[1])}/scores.json"
+        for model, seeds in config["baseline"].items()
+        for seed in seeds
+        for path in checkpoint_dirs(model, seed)
+    ]

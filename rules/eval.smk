@@ -1,0 +1,34 @@
+# Every saved checkpoint -> perplexity and the BabyLM 2025 suite: scores.json + per-item predictions.
+
+
+rule evaluate:
+    input:
+        checkpoint=f"{RESULTS}/models/{{model}}/seed{{seed}}/step{{step}}",
+        test=f"{RESULTS}/corpus/test.arrow",
+    output:
+        scores=f"{RESULTS}/eval/{{model}}/seed{{seed}}/step{{step}}/scores.json",
+        predictions=f"{RESULTS}/eval/{{model}}/seed{{seed}}/step{{step}}/predictions.parquet",
+    wildcard_constraints:
+        seed=r"\d+",
+        step=r"\d+",
+    params:
+        data_dir=config["eval"]["data_dir"],
+        max_items=config["eval"]["max_items_per_task"],
+        batch_size=config["eval"]["batch_size"],
+        window=config["eval"]["window"] or config["shards"]["block_size"],
+    log:
+        f"{LOGS}/evaluate/{{model}}/seed{{seed}}/step{{step}}.log",
+    benchmark:
+        f"{BENCH}/evaluate/{{model}}/seed{{seed}}/step{{step}}.tsv"
+    threads: config["resources"]["eval"]["threads"]
+    resources:
+        **job_resources("eval"),
+    conda:
+        "../envs/cdsynth.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule eval_baseline:
+    input:
+        baseline_evaluations(),

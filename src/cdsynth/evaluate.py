@@ -1,0 +1,231 @@
+"""Evaluate one checkpoint: perplexity on the corpus test split and the BabyLM 2025 zero-shot suite.
+
+Scores follow the official pipeline (`../shared/REFERENCE.md` §2): accuracy per subtask then
+macro-averaged (Entity Tracking: per file x numops, then per file group, then over the groups); WUG is the
+Spearman correlation (x100) of P(first variant) with the human ratio; Reading and Eye Tracking are the R2
+gain of adding the word's surprisal to a baseline OLS regression, x100. Every item's numbers go into a
+predictions table so that the paired bootstrap can resample them later.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from scipy.stats import spearmanr
+
+from cdsynth.babylm import TASK_DIRS, load_items, load_reading, subsample, task_dir
+from cdsynth.io import atomic_path, read_arrow, write_json
+from cdsynth.lm_scoring import completion_logprobs, document_nlls
+from cdsynth.pair import load_causal_lm
+
+CHOICE_TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking")
+TASKS = ("perplexity", *CHOICE_TASKS, "wug", "reading")
+EYE_MEASURES = ("RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound")
+BASE_TERMS = ["Subtlex_log10", "length", "context_length"]
+PREDICTIONS = pa.schema(
+    [
+        ("task", pa.string()),
+        ("subtask", pa.string()),
+        ("item", pa.int64()),
+        ("logprobs", pa.list_(pa.float64())),
+        ("correct", pa.bool_()),
+        ("value", pa.float64()),
+        ("reference", pa.float64()),
+        ("tokens", pa.int64()),
+    ]
+)
+VALUE_MEANING = {
+    "wug": "value = P(first variant), reference = human ratio",
+    "reading": "value = surprisal of the word, reference = surprisal of the previous word",
+    "perplexity": "value = summed NLL of the document, tokens = predicted tokens",
+}
+
+
+def score_candidates(model, tokenizer, items, batch_size: int, task: str) -> list[np.ndarray]:
+    """Summed completion log-probabilities of every candidate, grouped back per item."""
+    pairs = [pair for item in items for pair in item.candidates]
+    flat = completion_logprobs(model, tokenizer, pairs, batch_size, desc=task)
+    bounds = np.cumsum([0] + [len(item.candidates) for item in items])
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def choice_task(model, tokenizer, data_dir, task, max_items, batch_size) -> tuple[dict, list[dict]]:
+    """Accuracy (%) per subtask and its aggregate; the correct candidate is the first."""
+    items = load_items(data_dir, task, max_items)
+    scores = score_candidates(model, tokenizer, items, batch_size, task)
+    correct: dict[str, list[bool]] = defaultdict(list)
+    rows = []
+    for item, logprobs in zip(items, scores):
+        hit = bool(np.argmax(logprobs) == 0)
+        correct[item.subtask].append(hit)
+        rows.append(
+            {
+                "task": task,
+                "subtask": item.subtask,
+                "item": item.index,
+                "logprobs": logprobs.tolist(),
+                "correct": hit,
+            }
+        )
+    per_subtask = {name: 100 * float(np.mean(hits)) for name, hits in correct.items()}
+    return {"score": aggregate(task, per_subtask), "subtasks": per_subtask}, rows
+
+
+def aggregate(task: str, per_subtask: dict[str, float]) -> float:
+    if task != "entity_tracking":
+        return float(np.mean(list(per_subtask.values())))
+    groups: dict[str, list[float]] = defaultdict(list)
+    for name, accuracy in per_subtask.items():
+        groups[name.rsplit("_", 2)[0]].append(accuracy)  # "<file>_<numops>_ops"
+    return float(np.mean([np.mean(values) for values in groups.values()]))
+
+
+def wug_task(model, tokenizer, data_dir, max_items, batch_size) -> tuple[dict, list[dict]]:
+    items = load_items(data_dir, "wug", max_items)
+    scores = score_candidates(model, tokenizer, items, batch_size, "wug")
+    first = [float(np.exp(lp[0] - np.logaddexp(lp[0], lp[1]))) for lp in scores]
+    ratios = [item.extra["ratio"] for item in items]
+    rows = [
+        {
+            "task": "wug",
+            "subtask": item.subtask,
+            "item": item.index,
+            "logprobs": lp.tolist(),
+            "value": p,
+            "reference": r,
+        }
+        for item, lp, p, r in zip(items, scores, first, ratios)
+    ]
+    return {"score": 100 * float(spearmanr(first, ratios)[0])}, rows
+
+
+def ols_r2(target: np.ndarray, columns: list[np.ndarray]) -> float:
+    """R2 of an OLS fit with intercept."""
+    design = np.column_stack([np.ones_like(target), *columns])
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    residual = target - design @ coef
+    return 1 - float(residual @ residual) / float(((target - target.mean()) ** 2).sum())
+
+
+def with_interactions(names: list[str]) -> list[tuple[str, ...]]:
+    return [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+def r2_gain(table: dict[str, np.ndarray], target: str, base: list[str]) -> float:
+    """(R2 with surprisal - R2 without) / (1 - R2 without) x 100, on the rows where every value exists."""
+    used = [target, "pred", *base]
+    keep = np.all([np.isfinite(table[name]) for name in used], axis=0)
+    terms = [np.prod([table[n][keep] for n in term], axis=0) for term in with_interactions(base)]
+    r2_base = ols_r2(table[target][keep], terms)
+    r2_model = ols_r2(table[target][keep], [*terms, table["pred"][keep]])
+    return 100 * (r2_model - r2_base) / (1 - r2_base)
+
+
+def reading_task(model, tokenizer, data_dir, batch_size) -> tuple[dict, dict, list[dict]]:
+    """Eye Tracking (mean over four first-pass measures) and self-paced Reading (with spillover).
+
+    Always on all 1,726 words: the regressions need them, and scoring them is cheap.
+    """
+    rows = load_reading(data_dir)
+    words = completion_logprobs(
+        model, tokenizer, [(r["item"], " " + r["word"]) for r in rows], batch_size, "reading"
+    )
+    has_prev = [bool(r["prev_item"]) for r in rows]
+    prev_pairs = [(r["prev_item"], " " + r["prev_word"]) for r, ok in zip(rows, has_prev) if ok]
+    prev_scores = iter(completion_logprobs(model, tokenizer, prev_pairs, batch_size))
+    prev = np.array([-next(prev_scores) if ok else np.nan for ok in has_prev])
+    table = {
+        name: np.array([float(r[name]) if r[name] not in ("", "NA") else np.nan for r in rows])
+        for name in [*EYE_MEASURES, "self_paced_reading_time", *BASE_TERMS, "prev_length"]
+    }
+    table |= {"pred": -words, "prev_pred": prev}
+    eye = {m: r2_gain(table, m, BASE_TERMS) for m in EYE_MEASURES}
+    reading = r2_gain(table, "self_paced_reading_time", [*BASE_TERMS, "prev_length", "prev_pred"])
+    predictions = [
+        {
+            "task": "reading",
+            "subtask": "reading",
+            "item": i,
+            "value": float(table["pred"][i]),
+            "reference": float(prev[i]),
+        }
+        for i in range(len(rows))
+    ]
+    return {"score": float(np.mean(list(eye.values()))), "measures": eye}, {"score": reading}, predictions
+
+
+def perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window) -> tuple[dict, list[dict]]:
+    """Token-level perplexity over the test documents, each as <s> ... </s> like the training data."""
+    table = read_arrow(test_arrow)
+    keep = subsample(table.num_rows, max_items, "perplexity")
+    texts = table.column("text").take(keep).to_pylist()
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    docs = [[tokenizer.bos_token_id, *doc, tokenizer.eos_token_id] for doc in ids]
+    nlls = document_nlls(model, docs, window, batch_size)
+    total, count = sum(n for n, _ in nlls), sum(c for _, c in nlls)
+    rows = [
+        {"task": "perplexity", "subtask": "test", "item": int(i), "value": n, "tokens": c}
+        for i, (n, c) in zip(keep, nlls)
+    ]
+    return {"score": math.exp(total / count), "tokens": count, "documents": len(docs)}, rows
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    test_arrow: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    max_items: int | None = None,
+    batch_size: int = 64,
+    window: int | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores."""
+    from transformers import AutoTokenizer
+
+    for task in TASK_DIRS:  # every data directory is checked before any model work
+        task_dir(data_dir, task)
+    torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_causal_lm(checkpoint, device)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    window = window or model.config.max_position_embeddings
+    start = time.perf_counter()
+    results, rows = {}, []
+    results["perplexity"], part = perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window)
+    rows += part
+    for task in CHOICE_TASKS:
+        results[task], part = choice_task(model, tokenizer, data_dir, task, max_items, batch_size)
+        rows += part
+    results["wug"], part = wug_task(model, tokenizer, data_dir, max_items, batch_size)
+    rows += part
+    results["eye_tracking"], results["reading"], part = reading_task(model, tokenizer, data_dir, batch_size)
+    rows += part
+    scores = {
+        "checkpoint": str(checkpoint),
+        "scores": {task: round(result["score"], 6) for task, result in results.items()},
+        "details": results,
+        "max_items_per_task": max_items,
+        "window": window,
+        "predictions": VALUE_MEANING,
+    }
+    write_predictions(rows, Path(out_dir) / "predictions.parquet")
+    write_json(scores, Path(out_dir) / "scores.json")
+    print(f"evaluated {checkpoint} in {time.perf_counter() - start:.1f} s: {scores['scores']}")
+    return scores
+
+
+def write_predictions(rows: list[dict], path: Path) -> None:
+    columns = {name: [row.get(name) for row in rows] for name in PREDICTIONS.names}
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pydict(columns, schema=PREDICTIONS), tmp)
