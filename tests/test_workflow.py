@@ -45,6 +45,7 @@ def tiny_config(corpus_dir: Path) -> dict:
     }
     config["baseline"] = {"micro": [42]}
     config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
+    config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=3)
     config["synth"].update(
         good={"model": "micro", "seed": 42, "step": 20},
         tokens=160,
@@ -97,7 +98,19 @@ def test_baseline_checkpoints_are_built_and_loadable(built):
     assert model.config.num_hidden_layers == 2
     assert (run / "metrics.csv").exists() and (run / "curve.png").exists()
     assert (workdir / "resources/downloads/tinystories_v1_valid_head.txt.xz").exists()
-    for rule in ("corpus", "tokenizer", "train_baseline/micro/seed42"):
+    scores = read_json(workdir / "results/eval/micro/seed42/step20/scores.json")
+    assert set(scores["scores"]) == {
+        "perplexity",
+        "blimp",
+        "blimp_supplement",
+        "ewok",
+        "entity_tracking",
+        "wug",
+        "eye_tracking",
+        "reading",
+    }
+    assert (workdir / "results/eval/micro/seed42/step10/predictions.parquet").exists()
+    for rule in ("corpus", "tokenizer", "train_baseline/micro/seed42", "evaluate/micro/seed42/step20"):
         assert (workdir / f"results/logs/{rule}.log").exists()
         assert (workdir / f"results/benchmarks/{rule}.tsv").exists()
 
@@ -115,7 +128,14 @@ def test_editing_a_training_value_reruns_only_training(built):
     edited["train"]["lr"] = 5e-4
     result = snakemake(workdir, edited, "-n")
     assert result.returncode == 0
-    expected = {"train_baseline": 1, "synth_shard": 4, "synth_manifest": 2, "all": 1, "total": 8}
+    expected = {
+        "train_baseline": 1,
+        "synth_shard": 4,
+        "synth_manifest": 2,
+        "evaluate": 2,
+        "all": 1,
+        "total": 10,
+    }
     assert job_counts(result.stdout + result.stderr) == expected
 
 
@@ -199,6 +219,10 @@ def test_killed_synthesis_keeps_finished_shards(built):
         (lambda c: c["train"].update(learning_rate=1), "'learning_rate' was unexpected"),
         (lambda c: c["baseline"].update(huge=[1]), "baseline.huge: no such model"),
         (lambda c: c["train"].update(batch_size=6), "train.batch_size: 6 is not a multiple"),
+        (
+            lambda c: c["eval"].update(data_dir="/nowhere"),
+            "/nowhere/blimp_filtered: the blimp data is missing",
+        ),
     ],
 )
 def test_bad_config_is_rejected_before_any_job(tmp_path, corpus_dir, edit, message):

@@ -33,9 +33,16 @@ def length_batches(lengths: list[int], batch_size: int) -> Iterator[list[int]]:
 
 
 @torch.inference_mode()
-def token_logprobs(model, sequences: list[list[int]], batch_size: int, desc: str = "") -> list[np.ndarray]:
-    """log P(token i | tokens < i) for i >= 1 of every sequence (float64 arrays of length len - 1)."""
+def token_logprobs(
+    model, sequences: list[list[int]], wanted: list[list[bool]], batch_size: int, desc: str = ""
+) -> list[np.ndarray]:
+    """log P(token i | tokens < i) for every i >= 1 with wanted[i], per sequence (float64 arrays).
+
+    The output layer runs only on the positions that predict a wanted token: for a long prompt with a
+    short completion (Entity Tracking) that is most of the cost of a large vocabulary saved.
+    """
     device = model.device
+    body, head = model.base_model, model.get_output_embeddings()
     pad = model.config.pad_token_id or 0
     out: list[np.ndarray] = [np.zeros(0)] * len(sequences)
     batches = list(length_batches([len(s) for s in sequences], batch_size))
@@ -43,16 +50,21 @@ def token_logprobs(model, sequences: list[list[int]], batch_size: int, desc: str
         width = len(sequences[batch[0]])
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
+        targets = torch.zeros((len(batch), width), dtype=torch.bool)
         for row, index in enumerate(batch):
             ids[row, : len(sequences[index])] = torch.tensor(sequences[index])
             mask[row, : len(sequences[index])] = 1
-        ids, mask = ids.to(device), mask.to(device)
+            targets[row, 1 : len(sequences[index])] = torch.tensor(wanted[index][1:], dtype=torch.bool)
+        ids, mask, targets = ids.to(device), mask.to(device), targets.to(device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-        picked = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1).double().cpu().numpy()
-        for row, index in enumerate(batch):
-            out[index] = picked[row, : len(sequences[index]) - 1]
+            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
+            rows, cols = targets.nonzero(as_tuple=True)
+            logits = head(hidden[rows, cols - 1])
+        picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[rows, cols, None]).squeeze(-1)
+        picked = picked.double().cpu().numpy()
+        counts = targets.sum(dim=1).tolist()
+        for index, chunk in zip(batch, np.split(picked, np.cumsum(counts)[:-1])):
+            out[index] = chunk
     return out
 
 
@@ -67,10 +79,10 @@ def completion_logprobs(
     """Summed log-probability of each completion given its prefix."""
     limit = model.config.max_position_embeddings
     encoded = [fit_context(ids, scored, limit) for ids, scored in encode_candidates(tokenizer, pairs)]
-    logprobs = token_logprobs(model, [ids for ids, _ in encoded], batch_size, desc)
-    return np.array(
-        [float(lp[np.array(scored[1:], dtype=bool)].sum()) for lp, (_, scored) in zip(logprobs, encoded)]
+    logprobs = token_logprobs(
+        model, [ids for ids, _ in encoded], [mask for _, mask in encoded], batch_size, desc
     )
+    return np.array([float(lp.sum()) for lp in logprobs])
 
 
 def document_nlls(model, documents: list[list[int]], window: int, batch_size: int) -> list[tuple[float, int]]:
@@ -84,7 +96,7 @@ def document_nlls(model, documents: list[list[int]], window: int, batch_size: in
         for start in range(0, max(1, len(tokens) - 1), window - 1):
             pieces.append(tokens[start : start + window])
             owners.append(doc)
-    logprobs = token_logprobs(model, pieces, batch_size, desc="perplexity")
+    logprobs = token_logprobs(model, pieces, [[True] * len(p) for p in pieces], batch_size, desc="perplexity")
     totals = [[0.0, 0] for _ in documents]
     for owner, lp in zip(owners, logprobs):
         totals[owner][0] -= float(lp.sum())
