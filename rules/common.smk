@@ -86,7 +86,8 @@ def baseline_checkpoints():
 
 GOOD = config["synth"]["good"]
 GOOD_RUN = model_dir(GOOD["model"], GOOD["seed"])
-SYNTH_ROOT = f"{RESULTS}/synth/{GOOD['model']}-seed{GOOD['seed']}-step{GOOD['step']}"
+GOOD_ID = f"{GOOD['model']}-seed{GOOD['seed']}-step{GOOD['step']}"
+SYNTH_ROOT = f"{RESULTS}/synth/{GOOD_ID}"
 
 
 def scoring_of(spec):

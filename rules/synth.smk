@@ -15,9 +15,9 @@ rule synth_shard:
         synth=lambda wc: synth_params(wc.name),
         expert_run=GOOD_RUN,
     log:
-        f"{LOGS}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/shard-{{shard}}.log",
+        f"{LOGS}/synth/{GOOD_ID}/{{name}}/shard-{{shard}}.log",
     benchmark:
-        f"{BENCH}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/shard-{{shard}}.tsv"
+        f"{BENCH}/synth/{GOOD_ID}/{{name}}/shard-{{shard}}.tsv"
     threads: config["resources"]["synth"]["threads"]
     resources:
         **job_resources("synth"),
@@ -37,9 +37,9 @@ rule synth_manifest:
     params:
         synth=lambda wc: synth_params(wc.name),
     log:
-        f"{LOGS}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/manifest.log",
+        f"{LOGS}/synth/{GOOD_ID}/{{name}}/manifest.log",
     benchmark:
-        f"{BENCH}/synth/{SYNTH_ROOT.split('/')[-1]}/{{name}}/manifest.tsv"
+        f"{BENCH}/synth/{GOOD_ID}/{{name}}/manifest.tsv"
     threads: 1
     resources:
         mem_mb=2000,
