@@ -87,12 +87,11 @@ def prepared(tmp_path_factory, corpus_dir: Path) -> dict[str, Path]:
     }
 
 
-MICRO_ARCH = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
-
-
 @pytest.fixture(scope="session")
 def micro_run(prepared, tmp_path_factory) -> Path:
     """A micro LLaMA trained 40 steps on the prepared shards: step20 (the BAD amateur) and step40 (GOOD)."""
+    from helpers import MICRO_ARCH
+
     from cdsynth.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("micro_run")

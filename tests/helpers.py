@@ -9,6 +9,8 @@ import pyarrow as pa
 
 from cdsynth.io import write_arrow
 
+MICRO_ARCH = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
+
 VOCAB = 2000
 # (file under corpus/, words taken): stories, old books with curly quotes and runs of spaces, and
 # WikiText with digits, accents and spaced punctuation.

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from helpers import MICRO_ARCH
 from scipy.stats import spearmanr
 from transformers import AutoTokenizer
 
@@ -182,9 +183,7 @@ def test_perplexity_is_exp_of_the_mean_token_nll(evaluated, model_and_tokenizer,
 
 def test_an_untrained_model_is_near_chance_on_blimp(prepared, eval_data, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
-    model = build_model(
-        {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}, tokenizer, seed=0
-    )
+    model = build_model(MICRO_ARCH, tokenizer, seed=0)
     model.save_pretrained(tmp_path / "random")
     tokenizer.save_pretrained(tmp_path / "random")
     scores = evaluate_checkpoint(

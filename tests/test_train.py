@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import MICRO_ARCH
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cdsynth.train import (
@@ -27,12 +28,10 @@ from cdsynth.train import (
     train,
 )
 
-MICRO = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
-
 
 def micro_config(**overrides) -> TrainConfig:
     values = dict(
-        arch=MICRO,
+        arch=MICRO_ARCH,
         seed=7,
         steps=60,
         batch_size=8,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import MICRO_ARCH
 from transformers import AutoModelForCausalLM
 
 from cdsynth.io import read_arrow, read_json, sha256_file
@@ -40,9 +41,7 @@ def tiny_config(corpus_dir: Path) -> dict:
     }
     config["tokenizer"] = {"vocab_size": 800, "max_sentences": None}
     config["shards"]["block_size"] = 32
-    config["models"] = {
-        "micro": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
-    }
+    config["models"] = {"micro": MICRO_ARCH}
     config["baseline"] = {"micro": [42]}
     config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
     config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=3)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from scipy.stats import spearmanr
+from transformers import AutoTokenizer
 
 from cdsynth.babylm import TASK_DIRS, load_items, load_reading, subsample, task_dir
 from cdsynth.io import atomic_path, read_arrow, write_json
@@ -191,8 +192,6 @@ def evaluate_checkpoint(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores."""
-    from transformers import AutoTokenizer
-
     for task in TASK_DIRS:  # every data directory is checked before any model work
         task_dir(data_dir, task)
     torch.set_num_threads(threads)

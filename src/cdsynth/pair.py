@@ -40,9 +40,8 @@ def load_causal_lm(path: str | os.PathLike, device: torch.device, attention_drop
     return model.train() if attention_dropout else model.eval()
 
 
-def check_same_vocabulary(expert_dir: Path, amateur_dir: Path) -> None:
+def check_same_vocabulary(expert_tok: PreTrainedTokenizerBase, expert_dir: Path, amateur_dir: Path) -> None:
     """CD subtracts log-probabilities id by id, so both models must use the same ids for the same text."""
-    expert_tok = AutoTokenizer.from_pretrained(expert_dir)
     amateur_tok = AutoTokenizer.from_pretrained(amateur_dir)
     if expert_tok.get_vocab() != amateur_tok.get_vocab():
         raise DataError(
@@ -63,18 +62,18 @@ def load_decoder(
     expert_dir = require_model_dir(expert_dir)
     if amateur_dir is not None:
         require_model_dir(amateur_dir)
+    tokenizer = AutoTokenizer.from_pretrained(expert_dir)
     expert = load_causal_lm(expert_dir, device)
     amateur = None
     if amateur_dropout is not None:
         amateur = load_causal_lm(expert_dir, device, attention_dropout=amateur_dropout)
     elif amateur_dir is not None:
-        check_same_vocabulary(expert_dir, Path(amateur_dir))
+        check_same_vocabulary(tokenizer, expert_dir, Path(amateur_dir))
         amateur = load_causal_lm(amateur_dir, device)
         if amateur.config.vocab_size != expert.config.vocab_size:
             raise DataError(
                 f"vocabulary sizes differ: expert {expert.config.vocab_size}, amateur "
                 f"{amateur.config.vocab_size} ({amateur_dir}). Use models built with the same tokenizer."
             )
-    tokenizer = AutoTokenizer.from_pretrained(expert_dir)
     pick = torch.compile(next_tokens, dynamic=False) if compile_scoring else next_tokens
     return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id, pick=pick), tokenizer
