@@ -1,8 +1,9 @@
 # cdsynth: synthetic pretraining corpora with contrastive decoding, and what they do for small LMs.
-# Stages: corpus -> tokenizer -> token shards -> baseline training -> synthetic corpora -> evaluation
-# (-> mixtures -> tables).
-#   snakemake --cores all                                                  demo config (config.yaml)
-#   snakemake --cores all --configfile workflow/presets/paper.yaml         the paper's values
+# Stages: corpus -> tokenizer -> token shards -> baseline training -> synthetic corpora -> mixture
+# training -> evaluation -> mean-max + paired bootstrap -> tables, figures, report.
+#   snakemake --cores all results/table_main.csv                           demo config (config.yaml)
+#   snakemake --cores all --configfile workflow/presets/paper.yaml         the paper's whole grid
+#   snakemake --report results/report.html                                 tables and figures, captioned
 
 from cdsynth.config import validate_config
 
@@ -22,7 +23,12 @@ include: "rules/corpus.smk"
 include: "rules/tokenizer.smk"
 include: "rules/train.smk"
 include: "rules/synth.smk"
+include: "rules/mix.smk"
 include: "rules/eval.smk"
+include: "rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -31,3 +37,4 @@ rule all:
         baseline_checkpoints(),
         synth_manifests(),
         baseline_evaluations(),
+        all_results(),

@@ -94,8 +94,16 @@ def scoring_of(spec):
     return Scoring(**{key: value for key, value in spec.items() if key != "amateur"})
 
 
+def corpus_of(spec):
+    return corpus_name(scoring_of(spec), spec.get("amateur"))
+
+
 # Corpora by name; the name is derived from the scoring parameters, so identical specs share files.
-SYNTH_CORPORA = {corpus_name(scoring_of(spec), spec.get("amateur")): spec for spec in config["synth"]["corpora"]}
+SYNTH_CORPORA = {
+    corpus_of(experiment["corpus"]): experiment["corpus"]
+    for experiment in config["experiments"].values()
+    if experiment.get("corpus")
+}
 
 
 def synth_shards(name):
@@ -129,7 +137,7 @@ def synth_params(name):
     """The whole definition of one corpus: scoring, amateur, protocol and GOOD."""
     spec = SYNTH_CORPORA[name]
     amateur_dir, dropout = amateur_source(spec)
-    protocol = {key: value for key, value in config["synth"].items() if key not in ("corpora", "good")}
+    protocol = {key: value for key, value in config["synth"].items() if key != "good"}
     return {
         "scoring": scoring_of(spec).as_dict(),
         "amateur": spec.get("amateur"),
@@ -156,3 +164,57 @@ def baseline_evaluations():
         for seed in seeds
         for path in checkpoint_dirs(model, seed)
     ]
+
+
+# Experiments: the baseline runs, or one mixture run per seed named by what defines it (GOOD, corpus,
+# share, rounding), so renaming an experiment or listing it in two tables never retrains anything.
+MIX = config["mix"]
+EXPERIMENTS = config["experiments"]
+BASELINE = next(name for name, experiment in EXPERIMENTS.items() if not experiment.get("corpus"))
+TABLES = {name: [BASELINE] + [row for row in rows if row != BASELINE] for name, rows in config["tables"].items()}
+
+
+def ratio_of(name):
+    return EXPERIMENTS[name].get("ratio", MIX["ratio"])
+
+
+def experiment_run(name):
+    """The run path under results/models/ (without the seed) of an experiment."""
+    if name == BASELINE:
+        return MIX["model"]
+    mixing = f"r{ratio_of(name):g}" + ("-paper" if MIX["rounding"] == "paper" else "")
+    return f"{MIX['model']}/mix/{GOOD_ID}/{corpus_of(EXPERIMENTS[name]['corpus'])}/{mixing}"
+
+
+def experiment_steps():
+    return checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])
+
+
+def experiment_evaluations(name):
+    """{seed: {step: eval dir}} of an experiment's checkpoints."""
+    run = experiment_run(name)
+    return {seed: {step: f"{RESULTS}/eval/{run}/seed{seed}/step{step}" for step in experiment_steps()} for seed in MIX["seeds"]}
+
+
+def experiment_dir(name):
+    return f"{RESULTS}/experiments/{name}"
+
+
+def table_outputs(name):
+    figures = f"{RESULTS}/figures/{name}"
+    return {
+        "csv": f"{RESULTS}/table_{name}.csv",
+        "markdown": f"{RESULTS}/table_{name}.md",
+        "gains": [f"{figures}_gains.{ext}" for ext in ("png", "pdf")],
+        "curves": [f"{figures}_curves.{ext}" for ext in ("png", "pdf")],
+    }
+
+
+def swept_tables():
+    """Tables whose experiments span several synthetic shares get a ratio-sweep figure."""
+    return [name for name, rows in TABLES.items() if len({ratio_of(row) for row in rows if row != BASELINE}) > 1]
+
+
+def all_results():
+    outputs = [path for name in TABLES for group in table_outputs(name).values() for path in ([group] if isinstance(group, str) else group)]
+    return outputs + [f"{RESULTS}/figures/{name}_ratio_sweep.{ext}" for name in swept_tables() for ext in ("png", "pdf")]

@@ -1,14 +1,16 @@
-# Every saved checkpoint -> perplexity and the BabyLM 2025 suite: scores.json + per-item predictions.
+# Every saved checkpoint (baseline or mixture run) -> perplexity and the BabyLM 2025 suite: scores.json +
+# per-item predictions.
 
 
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/models/{{model}}/seed{{seed}}/step{{step}}",
+        checkpoint=f"{RESULTS}/models/{{run}}/seed{{seed}}/step{{step}}",
         test=f"{RESULTS}/corpus/test.arrow",
     output:
-        scores=f"{RESULTS}/eval/{{model}}/seed{{seed}}/step{{step}}/scores.json",
-        predictions=f"{RESULTS}/eval/{{model}}/seed{{seed}}/step{{step}}/predictions.parquet",
+        scores=f"{RESULTS}/eval/{{run}}/seed{{seed}}/step{{step}}/scores.json",
+        predictions=f"{RESULTS}/eval/{{run}}/seed{{seed}}/step{{step}}/predictions.parquet",
     wildcard_constraints:
+        run=r".+",
         seed=r"\d+",
         step=r"\d+",
     params:
@@ -17,9 +19,9 @@ rule evaluate:
         batch_size=config["eval"]["batch_size"],
         window=config["eval"]["window"] or config["shards"]["block_size"],
     log:
-        f"{LOGS}/evaluate/{{model}}/seed{{seed}}/step{{step}}.log",
+        f"{LOGS}/evaluate/{{run}}/seed{{seed}}/step{{step}}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{model}}/seed{{seed}}/step{{step}}.tsv"
+        f"{BENCH}/evaluate/{{run}}/seed{{seed}}/step{{step}}.tsv"
     threads: config["resources"]["eval"]["threads"]
     resources:
         **job_resources("eval"),

@@ -21,6 +21,7 @@ rule train_baseline:
         metrics=f"{RESULTS}/models/{{model}}/seed{{seed}}/metrics.csv",
         curve=f"{RESULTS}/models/{{model}}/seed{{seed}}/curve.png",
     wildcard_constraints:
+        model=r"[^/]+",
         seed=r"\d+",
     params:
         train=train_params,

@@ -1,4 +1,4 @@
-"""Snakemake job: train one model from token shards; several GPUs -> torchrun DDP."""
+"""Snakemake job: train one model from token shards (plus synthetic ones for a mixture); GPUs -> DDP."""
 
 from pathlib import Path
 
@@ -14,6 +14,7 @@ run_job(
         train_shards=smk.input.train,
         valid_shards=smk.input.valid,
         tokenizer_dir=smk.input.tokenizer,
+        synthetic_shards=smk.input.get("synthetic"),
         out_dir=str(Path(smk.output.metrics).parent),
     ),
 )

@@ -16,6 +16,10 @@ SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 DEMO = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
+def cd(config: dict) -> dict:
+    return config["experiments"]["CD-Early-200"]["corpus"]
+
+
 def rejected(edit) -> str:
     config = copy.deepcopy(DEMO)
     edit(config)
@@ -95,25 +99,48 @@ def test_every_problem_is_listed_at_once():
     [
         (lambda c: c["synth"]["good"].update(seed=7), "synth.good: tiny seed 7 is not a baseline run"),
         (lambda c: c["synth"]["good"].update(step=123), "synth.good.step: 123 is not a checkpoint step"),
-        (lambda c: c["synth"]["corpora"][2].update(amateur="early:77"), "synth.corpora.2.amateur: step 77"),
+        (lambda c: cd(c).update(amateur="early:77"), "experiments.CD-Early-200.corpus.amateur: step 77"),
+        (lambda c: cd(c).update(amateur="small:huge"), "experiments.CD-Early-200.corpus.amateur: huge seed"),
         (
-            lambda c: c["synth"]["corpora"][2].update(amateur="small:huge"),
-            "synth.corpora.2.amateur: huge seed",
-        ),
-        (
-            lambda c: c["synth"]["corpora"][0].update(amateur="early:100"),
+            lambda c: c["experiments"]["No-Contrast"]["corpus"].update(amateur="early:200"),
             "only the `cd` method uses an amateur",
         ),
         (lambda c: c["synth"].update(new_tokens=400), "exceeds models.tiny.max_positions (256)"),
-        (
-            lambda c: c["synth"]["corpora"][2].pop("amateur"),
-            "synth.corpora.2: 'amateur' is a required property",
-        ),
-        (lambda c: c["synth"]["corpora"][2].update(alpha=1.0), "synth.corpora.2.alpha"),
-        (lambda c: c["synth"]["corpora"][2].update(top_p=0), "synth.corpora.2.top_p"),
-        (lambda c: c["synth"]["corpora"][2].update(top_k=0), "synth.corpora.2.top_k"),
-        (lambda c: c["synth"]["corpora"][2].update(amateur="dropout:1.5"), "synth.corpora.2.amateur"),
+        (lambda c: cd(c).pop("amateur"), "experiments.CD-Early-200.corpus: 'amateur' is a required property"),
+        (lambda c: cd(c).update(alpha=1.0), "experiments.CD-Early-200.corpus.alpha"),
+        (lambda c: cd(c).update(top_p=0), "experiments.CD-Early-200.corpus.top_p"),
+        (lambda c: cd(c).update(top_k=0), "experiments.CD-Early-200.corpus.top_k"),
+        (lambda c: cd(c).update(amateur="dropout:1.5"), "experiments.CD-Early-200.corpus.amateur"),
     ],
 )
 def test_synthesis_settings_are_checked_against_the_runs(edit, message):
+    assert message in rejected(edit)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["mix"].update(model="huge"), "mix.model: huge is not in `models`"),
+        (lambda c: c["mix"].update(seeds=[42, 7]), "mix.seeds: [7] are not baseline runs of tiny"),
+        (lambda c: c["mix"].update(rounding="ceil"), "mix.rounding: 'ceil' is not one of"),
+        (lambda c: c["mix"].update(ratio=1.2), "mix.ratio: 1.2 is greater than or equal"),
+        (lambda c: c["experiments"]["No-Contrast"].update(ratio=0), "experiments.No-Contrast.ratio"),
+        (lambda c: c["experiments"].update(Other={}), "exactly one experiment must have no corpus"),
+        (
+            lambda c: c["experiments"].pop("Baseline"),
+            "exactly one experiment must have no corpus (the baseline), found 0",
+        ),
+        (lambda c: c["experiments"].update({"bad name": {}}), "'bad name' does not match"),
+        (
+            lambda c: c["tables"]["main"].append("CD-Early-999"),
+            "tables.main: CD-Early-999 is not an experiment",
+        ),
+        (
+            lambda c: (c["mix"].update(rounding="paper"), c["experiments"]["No-Contrast"].update(ratio=0.05)),
+            "experiments.No-Contrast.ratio: 0.05 of a micro batch of 16 floors to no synthetic sequence",
+        ),
+        (lambda c: c["stats"].update(bootstrap_samples=5), "stats.bootstrap_samples: 5 is less than"),
+    ],
+)
+def test_experiments_and_tables_are_checked(edit, message):
     assert message in rejected(edit)

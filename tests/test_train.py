@@ -11,14 +11,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from helpers import MICRO_ARCH
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cdsynth.train import (
-    BlockSampler,
     Dist,
     TrainConfig,
     checkpoint_steps,
@@ -55,14 +53,6 @@ def test_schedule_warms_up_then_decays_to_floor():
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
     assert lr_factor(cfg.steps, cfg) == pytest.approx(0.1)
-
-
-def test_sampler_visits_every_block_once_per_epoch():
-    sampler = BlockSampler(num_blocks=10, batch_size=4, seed=3)
-    stream = np.concatenate([sampler.batch(step) for step in range(5)])
-    assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:20]) == list(range(10))
-    assert not np.array_equal(stream[:10], stream[10:20])
-    assert np.array_equal(BlockSampler(10, 4, seed=3).batch(3), sampler.batch(3))
 
 
 def test_checkpoint_steps_include_the_last():

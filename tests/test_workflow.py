@@ -15,8 +15,10 @@ import yaml
 from helpers import MICRO_ARCH
 from transformers import AutoModelForCausalLM
 
+from cdsynth.experiments import read_history
 from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.synth import shard_metadata
+from cdsynth.tables import columns, read_table
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
@@ -42,9 +44,9 @@ def tiny_config(corpus_dir: Path) -> dict:
     config["tokenizer"] = {"vocab_size": 800, "max_sentences": None}
     config["shards"]["block_size"] = 32
     config["models"] = {"micro": MICRO_ARCH}
-    config["baseline"] = {"micro": [42]}
+    config["baseline"] = {"micro": [42, 43]}
     config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
-    config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=3)
+    config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=5)
     config["synth"].update(
         good={"model": "micro", "seed": 42, "step": 20},
         tokens=160,
@@ -52,8 +54,15 @@ def tiny_config(corpus_dir: Path) -> dict:
         continuations=2,
         shards=2,
         batch_size=8,
-        corpora=[{"method": "ancestral"}, {"method": "cd", "amateur": "early:10"}],
     )
+    config["mix"].update(model="micro", seeds=[42, 43])
+    config["experiments"] = {
+        "Baseline": {},
+        "No-Contrast": {"corpus": {"method": "ancestral"}},
+        "CD-Early-10": {"corpus": {"method": "cd", "amateur": "early:10"}},
+    }
+    config["tables"] = {"main": ["Baseline", "No-Contrast", "CD-Early-10"]}
+    config["stats"]["bootstrap_samples"] = 200
     return config
 
 
@@ -128,12 +137,16 @@ def test_editing_a_training_value_reruns_only_training(built):
     result = snakemake(workdir, edited, "-n")
     assert result.returncode == 0
     expected = {
-        "train_baseline": 1,
+        "train_baseline": 2,
         "synth_shard": 4,
         "synth_manifest": 2,
-        "evaluate": 2,
+        "synth_tokens": 2,
+        "train_mixture": 4,
+        "evaluate": 12,
+        "experiment_summary": 3,
+        "table": 1,
         "all": 1,
-        "total": 10,
+        "total": 31,
     }
     assert job_counts(result.stdout + result.stderr) == expected
 
@@ -141,15 +154,69 @@ def test_editing_a_training_value_reruns_only_training(built):
 def test_editing_one_corpus_reruns_only_that_corpus(built):
     workdir, config = built
     edited = yaml.safe_load(yaml.safe_dump(config))
-    edited["synth"]["corpora"][1]["alpha"] = 0.2
+    edited["experiments"]["CD-Early-10"]["corpus"]["alpha"] = 0.2
     result = snakemake(workdir, edited, "-n")
     assert result.returncode == 0
     assert job_counts(result.stdout + result.stderr) == {
         "synth_shard": 2,
         "synth_manifest": 1,
+        "synth_tokens": 1,
+        "train_mixture": 2,
+        "evaluate": 4,
+        "experiment_summary": 1,
+        "table": 1,
         "all": 1,
-        "total": 4,
+        "total": 13,
     }
+
+
+def test_renaming_an_experiment_retrains_nothing(built):
+    workdir, config = built
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edited["experiments"]["Plain"] = edited["experiments"].pop("No-Contrast")
+    edited["tables"]["main"] = ["Baseline", "Plain", "CD-Early-10"]
+    result = snakemake(workdir, edited, "-n")
+    assert result.returncode == 0
+    assert job_counts(result.stdout + result.stderr) == {
+        "experiment_summary": 1,
+        "table": 1,
+        "all": 1,
+        "total": 3,
+    }
+
+
+def test_the_main_table_has_every_column_filled(built):
+    workdir, _ = built
+    rows = read_table(workdir / "results/table_main.csv")
+    assert [row["experiment"] for row in rows] == ["Baseline", "No-Contrast", "CD-Early-10"]
+    assert all(value != "" for row in rows for value in row.values())
+    assert set(rows[0]) == set(columns())
+    baseline = rows[0]
+    assert float(baseline["muDeltaREL"]) == 0 and float(baseline["blimp_p"]) == 1.0
+    assert all(row["seeds"] == "2" for row in rows)
+    summary = read_json(workdir / "results/experiments/No-Contrast/summary.json")
+    assert float(rows[1]["blimp_mean"]) == pytest.approx(summary["tasks"]["blimp"]["mean"], abs=1e-4)
+    markdown = (workdir / "results/table_main.md").read_text()
+    assert f"{float(rows[1]['wug_mean']):.2f} ± {float(rows[1]['wug_std']):.2f}" in markdown
+    for figure in ("main_gains", "main_curves"):
+        for ext in ("png", "pdf"):
+            assert (workdir / f"results/figures/{figure}.{ext}").stat().st_size > 1000
+
+
+def test_mixture_runs_train_on_their_synthetic_share(built):
+    workdir, _ = built
+    run = workdir / f"results/models/micro/mix/micro-seed42-step20/{CD}/r0.3/seed43"
+    history = read_history(run / "metrics.csv")
+    assert history[-1]["synthetic_fraction"] == pytest.approx(0.3, abs=0.02)
+    assert read_json(workdir / SYNTH / CD / "tokens/meta.json")["num_blocks"] > 0
+
+
+def test_the_report_holds_the_tables_and_figures(built):
+    workdir, config = built
+    result = snakemake(workdir, config, "--report", str(workdir / "report.html"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "table_main.csv" in html and "main_gains.png" in html
 
 
 def test_synthetic_corpora_are_built_with_the_early_amateur(built):

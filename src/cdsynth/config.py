@@ -64,10 +64,11 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
         problems.append(f"synth.good.step: {good['step']} is not a checkpoint step ({steps_text(steps)})")
     length = 1 + synth["prefix_tokens"] + synth["new_tokens"]
     models = [good["model"]]
-    for index, spec in enumerate(synth["corpora"]):
-        field = f"synth.corpora.{index}.amateur"
+    for name, experiment in config["experiments"].items():
+        spec = experiment.get("corpus") or {}
+        field = f"experiments.{name}.corpus.amateur"
         kind, _, value = spec.get("amateur", "").partition(":")
-        if spec["method"] != "cd" and kind:
+        if spec.get("method") != "cd" and kind:
             problems.append(f"{field}: only the `cd` method uses an amateur")
         elif kind == "early" and int(value) not in steps:
             problems.append(f"{field}: step {value} is not a checkpoint step ({steps_text(steps)})")
@@ -85,6 +86,46 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def experiment_errors(config: dict[str, Any]) -> list[str]:
+    """One baseline, mixture runs the baseline runs can be compared with, and tables of known rows."""
+    mix, experiments, train = config["mix"], config["experiments"], config["train"]
+    problems = []
+    if mix["model"] not in config["models"]:
+        problems.append(
+            f"mix.model: {mix['model']} is not in `models` (known: {', '.join(config['models'])})"
+        )
+    missing = [seed for seed in mix["seeds"] if seed not in config["baseline"].get(mix["model"], [])]
+    if missing:
+        problems.append(
+            f"mix.seeds: {missing} are not baseline runs of {mix['model']}; the baseline experiment uses "
+            f"them: add them to baseline.{mix['model']}"
+        )
+    baselines = [name for name, experiment in experiments.items() if not experiment.get("corpus")]
+    if len(baselines) != 1:
+        problems.append(
+            f"experiments: exactly one experiment must have no corpus (the baseline), found {len(baselines)}"
+            + (f": {', '.join(baselines)}" if baselines else "")
+        )
+    for name, experiment in experiments.items():
+        ratio = experiment.get("ratio", mix["ratio"])
+        if (
+            experiment.get("corpus")
+            and mix["rounding"] == "paper"
+            and int(train["micro_batch_size"] * ratio) < 1
+        ):
+            problems.append(
+                f"experiments.{name}.ratio: {ratio} of a micro batch of {train['micro_batch_size']} "
+                "floors to no synthetic sequence with mix.rounding: paper; raise it or use rounding: exact"
+            )
+    for table, rows in config["tables"].items():
+        for row in rows:
+            if row not in experiments:
+                problems.append(
+                    f"tables.{table}: {row} is not an experiment (known: {', '.join(experiments)})"
+                )
+    return problems
+
+
 def steps_text(steps: list[int]) -> str:
     return ", ".join(map(str, steps[:6])) + (", ..." if len(steps) > 6 else "")
 
@@ -92,6 +133,8 @@ def steps_text(steps: list[int]) -> str:
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
     """Raise ConfigError listing every problem, one line per field, or return silently."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    problems = schema_errors(config, schema) or cross_field_errors(config) or synth_errors(config)
+    problems = schema_errors(config, schema) or (
+        cross_field_errors(config) + synth_errors(config) + experiment_errors(config)
+    )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

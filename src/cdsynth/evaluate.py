@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata
 from transformers import AutoTokenizer
 
 from cdsynth.babylm import TASK_DIRS, load_items, load_reading, subsample, task_dir
@@ -78,16 +78,17 @@ def choice_task(model, tokenizer, data_dir, task, max_items, batch_size) -> tupl
             }
         )
     per_subtask = {name: 100 * float(np.mean(hits)) for name, hits in correct.items()}
-    return {"score": aggregate(task, per_subtask), "subtasks": per_subtask}, rows
+    return {"score": float(aggregate(task, per_subtask)), "subtasks": per_subtask}, rows
 
 
-def aggregate(task: str, per_subtask: dict[str, float]) -> float:
+def aggregate(task: str, per_subtask: dict[str, Any]) -> Any:
+    """A task's score from its subtask accuracies (floats, or equal-length arrays of bootstrap replicates)."""
     if task != "entity_tracking":
-        return float(np.mean(list(per_subtask.values())))
-    groups: dict[str, list[float]] = defaultdict(list)
+        return np.mean(np.stack(list(per_subtask.values())), axis=0)
+    groups: dict[str, list] = defaultdict(list)
     for name, accuracy in per_subtask.items():
         groups[name.rsplit("_", 2)[0]].append(accuracy)  # "<file>_<numops>_ops"
-    return float(np.mean([np.mean(values) for values in groups.values()]))
+    return np.mean(np.stack([np.mean(np.stack(values), axis=0) for values in groups.values()]), axis=0)
 
 
 def wug_task(model, tokenizer, data_dir, max_items, batch_size) -> tuple[dict, list[dict]]:
@@ -106,29 +107,79 @@ def wug_task(model, tokenizer, data_dir, max_items, batch_size) -> tuple[dict, l
         }
         for item, lp, p, r in zip(items, scores, first, ratios)
     ]
-    return {"score": 100 * float(spearmanr(first, ratios)[0])}, rows
+    return {"score": float(spearman(np.array(first), np.array(ratios)))}, rows
 
 
-def ols_r2(target: np.ndarray, columns: list[np.ndarray]) -> float:
-    """R2 of an OLS fit with intercept."""
-    design = np.column_stack([np.ones_like(target), *columns])
-    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
-    residual = target - design @ coef
-    return 1 - float(residual @ residual) / float(((target - target.mean()) ** 2).sum())
+def spearman(x: np.ndarray, y: np.ndarray) -> Any:
+    """Spearman correlation x 100 along the last axis (average ranks for ties).
+
+    A constant side has no ranking to correlate: that counts as 0, not NaN, so that a bootstrap replicate
+    drawing one item many times still has a value.
+    """
+    x, y = rankdata(x, axis=-1), rankdata(y, axis=-1)
+    x -= x.mean(axis=-1, keepdims=True)
+    y -= y.mean(axis=-1, keepdims=True)
+    norm = np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
+    return 100 * np.divide((x * y).sum(-1), norm, out=np.zeros_like(norm), where=norm > 0)
+
+
+def ols_r2(target: np.ndarray, columns: list[np.ndarray], weights: np.ndarray | None = None) -> Any:
+    """R2 of an OLS fit with intercept; with (B, rows) `weights`, of B weighted fits at once.
+
+    Integer weights are the bootstrap: a row drawn twice counts twice, exactly as if it were duplicated.
+    Columns are standardized first, which keeps their span (with the intercept) and the normal equations
+    well conditioned.
+    """
+    raw = np.column_stack(columns)
+    design = np.column_stack([np.ones_like(target), (raw - raw.mean(0)) / raw.std(0)])
+    w = np.ones((1, len(target))) if weights is None else np.asarray(weights, dtype=np.float64)
+    k = design.shape[1]
+    gram = (w @ (design[:, :, None] * design[:, None, :]).reshape(len(target), k * k)).reshape(-1, k, k)
+    moments = w @ (design * target[:, None])
+    coef = np.linalg.solve(gram, moments[:, :, None])[:, :, 0]
+    residual = target[None, :] - coef @ design.T
+    mean = (w @ target) / w.sum(1)
+    r2 = 1 - (w * residual**2).sum(1) / (w * (target[None, :] - mean[:, None]) ** 2).sum(1)
+    return float(r2[0]) if weights is None else r2
 
 
 def with_interactions(names: list[str]) -> list[tuple[str, ...]]:
     return [(n,) for n in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
 
 
-def r2_gain(table: dict[str, np.ndarray], target: str, base: list[str]) -> float:
-    """(R2 with surprisal - R2 without) / (1 - R2 without) x 100, on the rows where every value exists."""
+def r2_gain(
+    table: dict[str, np.ndarray], target: str, base: list[str], weights: np.ndarray | None = None
+) -> Any:
+    """(R2 with surprisal - R2 without) / (1 - R2 without) x 100, on the rows where every value exists.
+
+    With (B, rows) bootstrap `weights`, returns the B replicate gains.
+    """
     used = [target, "pred", *base]
     keep = np.all([np.isfinite(table[name]) for name in used], axis=0)
     terms = [np.prod([table[n][keep] for n in term], axis=0) for term in with_interactions(base)]
-    r2_base = ols_r2(table[target][keep], terms)
-    r2_model = ols_r2(table[target][keep], [*terms, table["pred"][keep]])
+    kept = None if weights is None else weights[:, keep]
+    r2_base = ols_r2(table[target][keep], terms, kept)
+    r2_model = ols_r2(table[target][keep], [*terms, table["pred"][keep]], kept)
     return 100 * (r2_model - r2_base) / (1 - r2_base)
+
+
+def reading_table(
+    rows: list[dict], surprisal: np.ndarray, prev_surprisal: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The regression variables of every reading row; missing values are NaN."""
+    table = {
+        name: np.array([float(r[name]) if r[name] not in ("", "NA") else np.nan for r in rows])
+        for name in [*EYE_MEASURES, "self_paced_reading_time", *BASE_TERMS, "prev_length"]
+    }
+    return table | {"pred": surprisal, "prev_pred": prev_surprisal}
+
+
+def reading_scores(table: dict[str, np.ndarray], weights: np.ndarray | None = None) -> tuple[Any, dict, Any]:
+    """(Eye Tracking, its four measures, Reading): R2 gains, or their bootstrap replicates with weights."""
+    eye = {m: r2_gain(table, m, BASE_TERMS, weights) for m in EYE_MEASURES}
+    spillover = [*BASE_TERMS, "prev_length", "prev_pred"]
+    reading = r2_gain(table, "self_paced_reading_time", spillover, weights)
+    return np.mean(np.stack(list(eye.values())), axis=0), eye, reading
 
 
 def reading_task(model, tokenizer, data_dir, batch_size) -> tuple[dict, dict, list[dict]]:
@@ -144,13 +195,8 @@ def reading_task(model, tokenizer, data_dir, batch_size) -> tuple[dict, dict, li
     prev_pairs = [(r["prev_item"], " " + r["prev_word"]) for r, ok in zip(rows, has_prev) if ok]
     prev_scores = iter(completion_logprobs(model, tokenizer, prev_pairs, batch_size))
     prev = np.array([-next(prev_scores) if ok else np.nan for ok in has_prev])
-    table = {
-        name: np.array([float(r[name]) if r[name] not in ("", "NA") else np.nan for r in rows])
-        for name in [*EYE_MEASURES, "self_paced_reading_time", *BASE_TERMS, "prev_length"]
-    }
-    table |= {"pred": -words, "prev_pred": prev}
-    eye = {m: r2_gain(table, m, BASE_TERMS) for m in EYE_MEASURES}
-    reading = r2_gain(table, "self_paced_reading_time", [*BASE_TERMS, "prev_length", "prev_pred"])
+    table = reading_table(rows, -words, prev)
+    eye_tracking, eye, reading = reading_scores(table)
     predictions = [
         {
             "task": "reading",
@@ -161,7 +207,7 @@ def reading_task(model, tokenizer, data_dir, batch_size) -> tuple[dict, dict, li
         }
         for i in range(len(rows))
     ]
-    return {"score": float(np.mean(list(eye.values()))), "measures": eye}, {"score": reading}, predictions
+    return {"score": float(eye_tracking), "measures": eye}, {"score": float(reading)}, predictions
 
 
 def perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window) -> tuple[dict, list[dict]]:

@@ -34,29 +34,61 @@ def build_shards(
 
     The final partial block is dropped. Returns the meta dict also written to `out_dir/meta.json`.
     """
-    if block_size < 1 or blocks_per_shard < 1:
-        raise ConfigError(f"block_size ({block_size}) and blocks_per_shard ({blocks_per_shard}) must be >= 1")
     table = read_arrow(corpus_arrow)
     if "text" not in table.column_names:
         raise DataError(f"{corpus_arrow}: no `text` column. Rebuild the corpus split with Snakemake.")
     tokenizer = load_tokenizer(tokenizer_dir)
+    batches = _encode_batches(table.column("text"), tokenizer, threads)
+    return _write_blocks(batches, tokenizer_dir, out_dir, block_size, blocks_per_shard, str(corpus_arrow))
+
+
+def build_synthetic_shards(
+    corpus_dir: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    block_size: int,
+    blocks_per_shard: int = 8192,
+) -> dict:
+    """Training blocks from a synthetic corpus (its `manifest.json` and shards), like `build_shards`.
+
+    Each sample is split on BOS/EOS first, as the paper did: the pieces become [BOS] + piece + [EOS]
+    documents, so a generated end of text never runs into the next sample without a boundary.
+    """
+    corpus_dir = Path(corpus_dir)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    batches = _synthetic_batches(corpus_dir, tokenizer.bos_token_id, tokenizer.eos_token_id, len(tokenizer))
+    return _write_blocks(batches, tokenizer_dir, out_dir, block_size, blocks_per_shard, str(corpus_dir))
+
+
+def _write_blocks(
+    batches: Iterator[tuple[np.ndarray, int]],
+    tokenizer_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    block_size: int,
+    blocks_per_shard: int,
+    source: str,
+) -> dict:
+    """Pack (token stream, documents) batches into shards under `out_dir`, with meta.json, atomically."""
+    if block_size < 1 or blocks_per_shard < 1:
+        raise ConfigError(f"block_size ({block_size}) and blocks_per_shard ({blocks_per_shard}) must be >= 1")
     with atomic_path(out_dir, directory=True) as tmp:
-        batches = _encode_batches(table.column("text"), tokenizer, threads)
-        shards, total = _pack(batches, tmp, block_size, block_size * blocks_per_shard)
+        shards, total, documents = _pack(batches, tmp, block_size, block_size * blocks_per_shard)
         num_blocks = sum(s["num_blocks"] for s in shards)
         if num_blocks == 0:
             raise DataError(
-                f"{corpus_arrow}: {table.num_rows} documents give {total} tokens, fewer than one block of "
+                f"{source}: {documents} documents give {total} tokens, fewer than one block of "
                 f"{block_size}; lower block_size or add text to the corpus."
             )
         meta = {
             "block_size": block_size,
             "num_blocks": num_blocks,
             "num_tokens": num_blocks * block_size,
-            "num_documents": table.num_rows,
+            "num_documents": documents,
             "dropped_tokens": total - num_blocks * block_size,
-            "vocab_size": len(tokenizer),
+            "vocab_size": len(load_tokenizer(tokenizer_dir)),
             "tokenizer_sha256": tokenizer_fingerprint(tokenizer_dir),
+            "source": source,
             "shards": shards,
         }
         write_json(meta, tmp / META_FILE)
@@ -89,15 +121,19 @@ def load_blocks(shards_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike 
 
 
 def _pack(
-    batches: Iterator[np.ndarray], out_dir: Path, block_size: int, shard_tokens: int
-) -> tuple[list[dict[str, Any]], int]:
-    """Cut the token stream into shards of `shard_tokens` (the last one shorter); returns (shards, total)."""
+    batches: Iterator[tuple[np.ndarray, int]], out_dir: Path, block_size: int, shard_tokens: int
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Cut the token stream into shards of `shard_tokens` (the last one shorter).
+
+    Returns (shards, tokens, documents).
+    """
     shards: list[dict[str, Any]] = []
     # Batches are joined only when a shard is full, which keeps packing linear in the corpus size.
     pending: list[np.ndarray] = []
-    pending_len = total = 0
-    for ids in batches:
+    pending_len = total = documents = 0
+    for ids, docs in batches:
         total += len(ids)
+        documents += docs
         pending.append(ids)
         pending_len += len(ids)
         if pending_len < shard_tokens:
@@ -113,10 +149,10 @@ def _pack(
     full = len(rest) // block_size * block_size
     if full:
         shards.append(_write_shard(out_dir, len(shards), rest[:full], block_size))
-    return shards, total
+    return shards, total, documents
 
 
-def _encode_batches(texts: pa.ChunkedArray, tokenizer: Any, threads: int) -> Iterator[np.ndarray]:
+def _encode_batches(texts: pa.ChunkedArray, tokenizer: Any, threads: int) -> Iterator[tuple[np.ndarray, int]]:
     """Yield the flat int32 stream [BOS] + ids + [EOS] per document, one array per batch, in file order."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     # The Rust backend skips the Python wrapper's per-call overhead (padding, BatchEncoding, ...).
@@ -129,8 +165,47 @@ def _encode_batches(texts: pa.ChunkedArray, tokenizer: Any, threads: int) -> Ite
                 stream.append(bos)
                 stream.extend(encoding.ids)
                 stream.append(eos)
-            yield np.array(stream, dtype=np.int32)
+            yield np.array(stream, dtype=np.int32), len(batch)
             bar.update(len(batch))
+
+
+def _synthetic_batches(corpus_dir: Path, bos: int, eos: int, vocab: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Per checked shard of a synthetic corpus, the stream of its samples split on BOS/EOS."""
+    manifest_path = corpus_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise DataError(f"{manifest_path}: not found. Generate the corpus first (rerun Snakemake).")
+    for shard in read_json(manifest_path)["shards"]:
+        path = corpus_dir / shard["file"]
+        if not path.is_file() or sha256_file(path) != shard["sha256"]:
+            raise DataError(
+                f"{path}: missing, or its sha256 differs from manifest.json. The synthetic corpus is "
+                f"corrupt: delete {corpus_dir} and rerun Snakemake."
+            )
+        samples = read_arrow(path).column("input_ids").combine_chunks()
+        values, offsets = samples.values.to_numpy(), samples.offsets.to_numpy()
+        if len(values) and values.max() >= vocab:
+            raise DataError(
+                f"{path}: token id {values.max()} is outside the tokenizer's {vocab} ids; the corpus was "
+                "made with another tokenizer. Regenerate it with this workflow's GOOD model."
+            )
+        yield split_documents(values, offsets[:-1], bos, eos)
+
+
+def split_documents(values: np.ndarray, row_starts: np.ndarray, bos: int, eos: int) -> tuple[np.ndarray, int]:
+    """[BOS] + piece + [EOS] for every non-empty run of tokens between rows, BOS and EOS; (stream, pieces)."""
+    boundary = (values == bos) | (values == eos)
+    starts = np.zeros(len(values), dtype=bool)
+    starts[row_starts[row_starts < len(values)]] = True
+    keep = ~boundary
+    piece = np.cumsum(boundary | starts)[keep]
+    kept = values[keep]
+    _, first, counts = np.unique(piece, return_index=True, return_counts=True)
+    shift = 2 * np.arange(len(counts))
+    out = np.empty(len(kept) + 2 * len(counts), dtype=np.int32)
+    out[np.arange(len(kept)) + 2 * np.repeat(np.arange(len(counts)), counts) + 1] = kept
+    out[first + shift] = bos
+    out[first + shift + counts + 1] = eos
+    return out, len(counts)
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ import torch.distributed as dist
 import transformers
 from tqdm import tqdm
 
+from cdsynth.batches import MixedBatches
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import atomic_path, read_json
 from cdsynth.models import build_model
@@ -40,12 +41,24 @@ from cdsynth.plots import plot_training_curve
 from cdsynth.shards import load_blocks
 from cdsynth.tokenizer import load_tokenizer, tokenizer_fingerprint
 
-METRIC_FIELDS = ["step", "tokens", "train_loss", "val_loss", "lr", "elapsed_s", "tokens_per_s"]
+METRIC_FIELDS = [
+    "step",
+    "tokens",
+    "train_loss",
+    "val_loss",
+    "lr",
+    "elapsed_s",
+    "tokens_per_s",
+    "synthetic_fraction",
+]
 
 
 @dataclass
 class TrainConfig:
-    """One training run; `steps` optimizer steps of `batch_size` sequences each."""
+    """One training run; `steps` optimizer steps of `batch_size` sequences each.
+
+    A mixture run takes `synthetic_fraction` of its sequences from a synthetic stream (see `MixedBatches`).
+    """
 
     arch: dict[str, Any]
     seed: int = 42
@@ -62,6 +75,8 @@ class TrainConfig:
     eval_blocks: int = 256
     compile: bool = False
     threads: int = 1
+    synthetic_fraction: float = 0.0
+    mix_rounding: str = "exact"
 
 
 @dataclass
@@ -101,28 +116,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
         return (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-class BlockSampler:
-    """Which blocks form each global batch: a fresh permutation per pass over the data.
-
-    The order is a pure function of (seed, step), so the data position to resume from is the step.
-    """
-
-    def __init__(self, num_blocks: int, batch_size: int, seed: int):
-        self.num_blocks, self.batch_size, self.seed = num_blocks, batch_size, seed
-        self._perms: dict[int, np.ndarray] = {}
-
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perms:
-            self._perms = {k: v for k, v in self._perms.items() if k >= epoch - 1}
-            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.num_blocks)
-        return self._perms[epoch]
-
-    def batch(self, step: int) -> np.ndarray:
-        positions = step * self.batch_size + np.arange(self.batch_size)
-        epochs, offsets = np.divmod(positions, self.num_blocks)
-        return np.array([self._perm(int(e))[o] for e, o in zip(epochs, offsets)])
 
 
 def run_fingerprint(cfg: TrainConfig, *inputs: str) -> str:
@@ -293,26 +286,59 @@ def split_batch(cfg: TrainConfig, world: int) -> int:
     return per_rank
 
 
+def load_data(
+    cfg: TrainConfig, train_shards, valid_shards, tokenizer_dir, synthetic_shards=None
+) -> tuple[MixedBatches, np.ndarray, tuple[str, ...]]:
+    """The batch source, the validation blocks and an id of every input (for the run fingerprint)."""
+    if cfg.synthetic_fraction > 0 and synthetic_shards is None:
+        raise ConfigError(f"synthetic_fraction {cfg.synthetic_fraction} needs synthetic token shards")
+    real = load_blocks(train_shards, tokenizer_dir)
+    valid = load_blocks(valid_shards, tokenizer_dir)[: cfg.eval_blocks]
+    synthetic = None
+    if cfg.synthetic_fraction > 0:
+        synthetic = load_blocks(synthetic_shards, tokenizer_dir)
+        if synthetic.shape[1] != real.shape[1]:
+            raise DataError(
+                f"{synthetic_shards}: blocks of {synthetic.shape[1]} tokens, the real data has "
+                f"{real.shape[1]}; rebuild the synthetic token shards (delete {synthetic_shards})."
+            )
+    used = [train_shards, valid_shards] + ([synthetic_shards] if synthetic is not None else [])
+    ids = tuple(json.dumps(read_json(Path(d) / "meta.json")["shards"]) for d in used)
+    batches = MixedBatches(
+        real,
+        synthetic,
+        cfg.batch_size,
+        cfg.micro_batch_size,
+        cfg.seed,
+        cfg.synthetic_fraction,
+        cfg.mix_rounding,
+    )
+    return batches, valid, (*ids, tokenizer_fingerprint(tokenizer_dir))
+
+
 def train(
     cfg: TrainConfig,
     train_shards: str | os.PathLike,
     valid_shards: str | os.PathLike,
     tokenizer_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
+    synthetic_shards: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Train (or resume) one run and publish `out_dir/step<N>/` checkpoints, metrics.csv and curve.png."""
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(cfg.threads)
-    train_blocks = load_blocks(train_shards, tokenizer_dir)
-    valid_blocks = load_blocks(valid_shards, tokenizer_dir)[: cfg.eval_blocks]
-    data_ids = tuple(
-        json.dumps(read_json(Path(d) / "meta.json")["shards"]) for d in (train_shards, valid_shards)
+    batches, valid_blocks, data_ids = load_data(
+        cfg, train_shards, valid_shards, tokenizer_dir, synthetic_shards
     )
-    run = start_run(cfg, (*data_ids, tokenizer_fingerprint(tokenizer_dir)), tokenizer_dir, out_dir)
+    run = start_run(cfg, data_ids, tokenizer_dir, out_dir)
     ddp, per_rank = run.ddp, split_batch(cfg, run.ddp.world)
     start, history = resume(run.work, run.fingerprint, run.raw_model, run.optimizer, run.scheduler, ddp)
-    sampler = BlockSampler(len(train_blocks), cfg.batch_size, cfg.seed)
-    tokens_per_step = cfg.batch_size * train_blocks.shape[1]
+    if ddp.main and cfg.synthetic_fraction > 0:
+        share = batches.synthetic_share(cfg.steps)
+        print(
+            f"mixture: {cfg.synthetic_fraction:g} synthetic ({cfg.mix_rounding}) -> {share:.2%} of sequences"
+        )
+    tokens_per_step = cfg.batch_size * batches.real.shape[1]
     saves = set(checkpoint_steps(cfg.steps, cfg.save_every))
     bar = tqdm(
         total=cfg.steps,
@@ -324,8 +350,8 @@ def train(
     )
     losses, clock, clock_step = [], time.perf_counter(), start
     for step in range(start + 1, cfg.steps + 1):
-        rows = sampler.batch(step - 1)[ddp.rank * per_rank : (ddp.rank + 1) * per_rank]
-        losses.append(optimizer_step(run, train_blocks[rows]))
+        blocks = batches.batch(step - 1)[ddp.rank * per_rank : (ddp.rank + 1) * per_rank]
+        losses.append(optimizer_step(run, blocks))
         elapsed = time.perf_counter() - clock
         speed = (step - clock_step) * tokens_per_step / max(elapsed, 1e-9)
         bar.update(1)
@@ -341,6 +367,7 @@ def train(
                 "lr": run.scheduler.get_last_lr()[0],
                 "elapsed_s": round((history[-1]["elapsed_s"] if history else 0.0) + elapsed, 3),
                 "tokens_per_s": round(speed, 1),
+                "synthetic_fraction": round(batches.synthetic_share(step), 6),
             }
         )
         if ddp.main:

@@ -1,0 +1,120 @@
+# Evaluations -> per-experiment mean-max and bootstrap replicates -> tables (CSV + Markdown) and figures.
+
+
+rule experiment_summary:
+    input:
+        lambda wc: [
+            f"{directory}/{name}"
+            for by_step in experiment_evaluations(wc.experiment).values()
+            for directory in by_step.values()
+            for name in ("scores.json", "predictions.parquet")
+        ],
+    output:
+        summary=f"{RESULTS}/experiments/{{experiment}}/summary.json",
+        replicates=f"{RESULTS}/experiments/{{experiment}}/replicates.npz",
+    wildcard_constraints:
+        experiment=r"[^/]+",
+    params:
+        evaluations=lambda wc: experiment_evaluations(wc.experiment),
+        data_dir=config["eval"]["data_dir"],
+        samples=config["stats"]["bootstrap_samples"],
+        seed=config["stats"]["bootstrap_seed"],
+    log:
+        f"{LOGS}/experiment_summary/{{experiment}}.log",
+    benchmark:
+        f"{BENCH}/experiment_summary/{{experiment}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpus=0,
+    conda:
+        "../envs/cdsynth.yaml"
+    script:
+        "../scripts/summarize_experiment.py"
+
+
+rule table:
+    input:
+        summaries=lambda wc: [f"{experiment_dir(name)}/summary.json" for name in TABLES[wc.table]],
+        metrics=lambda wc: [
+            f"{model_dir(experiment_run(name), seed)}/metrics.csv" for name in TABLES[wc.table] for seed in MIX["seeds"]
+        ],
+    output:
+        csv=report(
+            f"{RESULTS}/table_{{table}}.csv",
+            caption="../workflow/report/table.rst",
+            category="Tables",
+            labels=lambda wc: {"table": wc.table, "format": "CSV"},
+        ),
+        markdown=f"{RESULTS}/table_{{table}}.md",
+        gains=[
+            report(
+                f"{RESULTS}/figures/{{table}}_gains.png",
+                caption="../workflow/report/gains.rst",
+                category="Figures",
+                labels=lambda wc: {"table": wc.table, "figure": "gains over the baseline"},
+            ),
+            f"{RESULTS}/figures/{{table}}_gains.pdf",
+        ],
+        curves=[
+            report(
+                f"{RESULTS}/figures/{{table}}_curves.png",
+                caption="../workflow/report/curves.rst",
+                category="Figures",
+                labels=lambda wc: {"table": wc.table, "figure": "training curves"},
+            ),
+            f"{RESULTS}/figures/{{table}}_curves.pdf",
+        ],
+    wildcard_constraints:
+        table="|".join(TABLES) or "no-tables",
+    params:
+        experiments=lambda wc: TABLES[wc.table],
+        baseline=BASELINE,
+        summary_dirs=lambda wc: {name: experiment_dir(name) for name in TABLES[wc.table]},
+        metrics=lambda wc: {
+            name: {seed: f"{model_dir(experiment_run(name), seed)}/metrics.csv" for seed in MIX["seeds"]}
+            for name in TABLES[wc.table]
+        },
+        confidence=config["stats"]["confidence"],
+    log:
+        f"{LOGS}/table/{{table}}.log",
+    benchmark:
+        f"{BENCH}/table/{{table}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpus=0,
+    conda:
+        "../envs/cdsynth.yaml"
+    script:
+        "../scripts/write_table.py"
+
+
+rule ratio_sweep:
+    input:
+        f"{RESULTS}/table_{{table}}.csv",
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{table}}_ratio_sweep.png",
+            caption="../workflow/report/ratio_sweep.rst",
+            category="Figures",
+            labels=lambda wc: {"table": wc.table, "figure": "synthetic share sweep"},
+        ),
+        pdf=f"{RESULTS}/figures/{{table}}_ratio_sweep.pdf",
+    wildcard_constraints:
+        table="|".join(TABLES) or "no-tables",
+    params:
+        ratios=lambda wc: {name: 0.0 if name == BASELINE else ratio_of(name) for name in TABLES[wc.table]},
+    log:
+        f"{LOGS}/ratio_sweep/{{table}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpus=0,
+    conda:
+        "../envs/cdsynth.yaml"
+    script:
+        "../scripts/plot_ratio_sweep.py"

@@ -1,0 +1,19 @@
+"""Snakemake job: one experiment's mean-max scores and bootstrap replicates."""
+
+from pathlib import Path
+
+from cdsynth.experiments import summarize_experiment
+from cdsynth.jobs import run_job
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+run_job(
+    smk,
+    lambda: summarize_experiment(
+        smk.wildcards.experiment,
+        smk.params.evaluations,
+        smk.params.data_dir,
+        Path(smk.output.summary).parent,
+        samples=smk.params.samples,
+        seed=smk.params.seed,
+    ),
+)
