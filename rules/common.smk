@@ -171,6 +171,7 @@ def baseline_evaluations():
 MIX = config["mix"]
 EXPERIMENTS = config["experiments"]
 BASELINE = next(name for name, experiment in EXPERIMENTS.items() if not experiment.get("corpus"))
+# Every table starts with the baseline row, which its other rows are compared with.
 TABLES = {name: [BASELINE] + [row for row in rows if row != BASELINE] for name, rows in config["tables"].items()}
 
 
@@ -193,28 +194,21 @@ def experiment_steps():
 def experiment_evaluations(name):
     """{seed: {step: eval dir}} of an experiment's checkpoints."""
     run = experiment_run(name)
-    return {seed: {step: f"{RESULTS}/eval/{run}/seed{seed}/step{step}" for step in experiment_steps()} for seed in MIX["seeds"]}
+    steps = experiment_steps()
+    return {seed: {step: f"{RESULTS}/eval/{run}/seed{seed}/step{step}" for step in steps} for seed in MIX["seeds"]}
 
 
 def experiment_dir(name):
     return f"{RESULTS}/experiments/{name}"
 
 
-def table_outputs(name):
-    figures = f"{RESULTS}/figures/{name}"
-    return {
-        "csv": f"{RESULTS}/table_{name}.csv",
-        "markdown": f"{RESULTS}/table_{name}.md",
-        "gains": [f"{figures}_gains.{ext}" for ext in ("png", "pdf")],
-        "curves": [f"{figures}_curves.{ext}" for ext in ("png", "pdf")],
-    }
-
-
 def swept_tables():
     """Tables whose experiments span several synthetic shares get a ratio-sweep figure."""
-    return [name for name, rows in TABLES.items() if len({ratio_of(row) for row in rows if row != BASELINE}) > 1]
+    shares = {name: {ratio_of(row) for row in rows if row != BASELINE} for name, rows in TABLES.items()}
+    return [name for name, ratios in shares.items() if len(ratios) > 1]
 
 
 def all_results():
-    outputs = [path for name in TABLES for group in table_outputs(name).values() for path in ([group] if isinstance(group, str) else group)]
-    return outputs + [f"{RESULTS}/figures/{name}_ratio_sweep.{ext}" for name in swept_tables() for ext in ("png", "pdf")]
+    """Every table (its job also draws the table's figures) and every ratio sweep."""
+    tables = [f"{RESULTS}/table_{name}.csv" for name in TABLES]
+    return tables + [f"{RESULTS}/figures/{name}_ratio_sweep.png" for name in swept_tables()]
