@@ -70,9 +70,13 @@ def model_dir(model, seed):
     return f"{RESULTS}/models/{model}/seed{seed}"
 
 
+def saved_steps():
+    """The steps at which every run saves (and evaluates) a checkpoint."""
+    return checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])
+
+
 def checkpoint_dirs(model, seed):
-    steps = checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])
-    return [f"{model_dir(model, seed)}/step{step}" for step in steps]
+    return [f"{model_dir(model, seed)}/step{step}" for step in saved_steps()]
 
 
 def baseline_checkpoints():
@@ -159,10 +163,10 @@ def eval_dir(model, seed, step):
 
 def baseline_evaluations():
     return [
-        f"{eval_dir(model, seed, path.rsplit('step', 1)[1])}/scores.json"
+        f"{eval_dir(model, seed, step)}/scores.json"
         for model, seeds in config["baseline"].items()
         for seed in seeds
-        for path in checkpoint_dirs(model, seed)
+        for step in saved_steps()
     ]
 
 
@@ -187,15 +191,15 @@ def experiment_run(name):
     return f"{MIX['model']}/mix/{GOOD_ID}/{corpus_of(EXPERIMENTS[name]['corpus'])}/{mixing}"
 
 
-def experiment_steps():
-    return checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])
-
-
 def experiment_evaluations(name):
     """{seed: {step: eval dir}} of an experiment's checkpoints."""
     run = experiment_run(name)
-    steps = experiment_steps()
-    return {seed: {step: f"{RESULTS}/eval/{run}/seed{seed}/step{step}" for step in steps} for seed in MIX["seeds"]}
+    return {seed: {step: f"{RESULTS}/eval/{run}/seed{seed}/step{step}" for step in saved_steps()} for seed in MIX["seeds"]}
+
+
+def experiment_metrics(name):
+    """{seed: metrics.csv} of an experiment's runs."""
+    return {seed: f"{model_dir(experiment_run(name), seed)}/metrics.csv" for seed in MIX["seeds"]}
 
 
 def experiment_dir(name):

@@ -37,9 +37,7 @@ rule experiment_summary:
 rule table:
     input:
         summaries=lambda wc: [f"{experiment_dir(name)}/summary.json" for name in TABLES[wc.table]],
-        metrics=lambda wc: [
-            f"{model_dir(experiment_run(name), seed)}/metrics.csv" for name in TABLES[wc.table] for seed in MIX["seeds"]
-        ],
+        metrics=lambda wc: [path for name in TABLES[wc.table] for path in experiment_metrics(name).values()],
     output:
         csv=report(
             f"{RESULTS}/table_{{table}}.csv",
@@ -72,10 +70,7 @@ rule table:
         experiments=lambda wc: TABLES[wc.table],
         baseline=BASELINE,
         summary_dirs=lambda wc: {name: experiment_dir(name) for name in TABLES[wc.table]},
-        metrics=lambda wc: {
-            name: {seed: f"{model_dir(experiment_run(name), seed)}/metrics.csv" for seed in MIX["seeds"]}
-            for name in TABLES[wc.table]
-        },
+        metrics=lambda wc: {name: experiment_metrics(name) for name in TABLES[wc.table]},
         confidence=config["stats"]["confidence"],
     log:
         f"{LOGS}/table/{{table}}.log",

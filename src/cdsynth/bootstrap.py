@@ -9,7 +9,6 @@ with the draw counts, which equals refitting on the duplicated rows).
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections import defaultdict
 
@@ -17,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cdsynth.babylm import load_reading
 from cdsynth.evaluate import CHOICE_TASKS, aggregate, reading_scores, reading_table, spearman
 
 
@@ -71,17 +69,21 @@ def reading_replicates(
 
 
 def task_replicates(
-    predictions: pa.Table, data_dir: str | os.PathLike, samples: int, seed: int
+    predictions: pa.Table, tasks: list[str], reading_rows: list[dict], samples: int, seed: int
 ) -> dict[str, np.ndarray]:
-    """Every task's `samples` bootstrap replicates for one checkpoint's predictions table."""
-    by_task: dict[str, dict[str, list]] = {}
-    for task in predictions.column("task").unique().to_pylist():
-        part = predictions.filter(pc.equal(predictions.column("task"), task))
-        by_task[task] = part.to_pydict()
-    out = {task: choice_replicates(by_task[task], task, samples, seed) for task in CHOICE_TASKS}
-    out["wug"] = wug_replicates(by_task["wug"], samples, seed)
-    out["perplexity"] = perplexity_replicates(by_task["perplexity"], samples, seed)
-    out["eye_tracking"], out["reading"] = reading_replicates(
-        by_task["reading"], load_reading(data_dir), samples, seed
-    )
+    """`samples` bootstrap replicates of each of `tasks` from one checkpoint's predictions table.
+
+    `reading_rows` are the reading-time rows (`babylm.load_reading`), needed for Reading and Eye Tracking.
+    """
+
+    def rows(task: str) -> dict[str, list]:
+        return predictions.filter(pc.equal(predictions.column("task"), task)).to_pydict()
+
+    out = {task: choice_replicates(rows(task), task, samples, seed) for task in tasks if task in CHOICE_TASKS}
+    if "wug" in tasks:
+        out["wug"] = wug_replicates(rows("wug"), samples, seed)
+    if "perplexity" in tasks:
+        out["perplexity"] = perplexity_replicates(rows("perplexity"), samples, seed)
+    if {"reading", "eye_tracking"} & set(tasks):
+        out["eye_tracking"], out["reading"] = reading_replicates(rows("reading"), reading_rows, samples, seed)
     return out

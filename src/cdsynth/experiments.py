@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from cdsynth.babylm import load_reading
 from cdsynth.bootstrap import task_replicates
 from cdsynth.errors import DataError
 from cdsynth.io import atomic_path, read_json, write_json
@@ -66,17 +67,20 @@ def summarize_experiment(
         )
         for task in TASK_LABELS
     }
+    reading_rows = load_reading(data_dir)
     replicates: dict[str, list[np.ndarray]] = {task: [] for task in TASK_LABELS}
     fingerprints: dict[str, str] = {}
     for run_seed in scores:
-        cache: dict[int, dict[str, np.ndarray]] = {}
+        # Each checkpoint this seed contributes is read once, for the tasks it was selected for.
+        by_step: dict[int, list[str]] = {}
         for task, result in tasks.items():
-            step = result.selected[run_seed]
-            if step not in cache:
-                predictions = pq.read_table(Path(eval_dirs[run_seed][step]) / "predictions.parquet")
-                cache[step] = task_replicates(predictions, data_dir, samples, seed)
-                fingerprints |= items_fingerprint(predictions)
-            replicates[task].append(cache[step][task])
+            by_step.setdefault(result.selected[run_seed], []).append(task)
+        for step, selected in by_step.items():
+            predictions = pq.read_table(Path(eval_dirs[run_seed][step]) / "predictions.parquet")
+            fingerprints |= items_fingerprint(predictions)
+            for task, values in task_replicates(predictions, selected, reading_rows, samples, seed).items():
+                if task in selected:
+                    replicates[task].append(values)
     summary = {
         "experiment": name,
         "seeds": sorted(scores),

@@ -39,7 +39,9 @@ def build_shards(
         raise DataError(f"{corpus_arrow}: no `text` column. Rebuild the corpus split with Snakemake.")
     tokenizer = load_tokenizer(tokenizer_dir)
     batches = _encode_batches(table.column("text"), tokenizer, threads)
-    return _write_blocks(batches, tokenizer_dir, out_dir, block_size, blocks_per_shard, str(corpus_arrow))
+    return _write_blocks(
+        batches, tokenizer_dir, len(tokenizer), out_dir, block_size, blocks_per_shard, str(corpus_arrow)
+    )
 
 
 def build_synthetic_shards(
@@ -58,12 +60,15 @@ def build_synthetic_shards(
     corpus_dir = Path(corpus_dir)
     tokenizer = load_tokenizer(tokenizer_dir)
     batches = _synthetic_batches(corpus_dir, tokenizer.bos_token_id, tokenizer.eos_token_id, len(tokenizer))
-    return _write_blocks(batches, tokenizer_dir, out_dir, block_size, blocks_per_shard, str(corpus_dir))
+    return _write_blocks(
+        batches, tokenizer_dir, len(tokenizer), out_dir, block_size, blocks_per_shard, str(corpus_dir)
+    )
 
 
 def _write_blocks(
     batches: Iterator[tuple[np.ndarray, int]],
     tokenizer_dir: str | os.PathLike,
+    vocab_size: int,
     out_dir: str | os.PathLike,
     block_size: int,
     blocks_per_shard: int,
@@ -86,7 +91,7 @@ def _write_blocks(
             "num_tokens": num_blocks * block_size,
             "num_documents": documents,
             "dropped_tokens": total - num_blocks * block_size,
-            "vocab_size": len(load_tokenizer(tokenizer_dir)),
+            "vocab_size": vocab_size,
             "tokenizer_sha256": tokenizer_fingerprint(tokenizer_dir),
             "source": source,
             "shards": shards,
