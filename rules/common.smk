@@ -5,8 +5,9 @@ from cdsynth.corpus import expand_paths
 from cdsynth.download import local_name
 from cdsynth.errors import ConfigError
 from cdsynth.scoring import Scoring
-from cdsynth.synth import corpus_name
+from cdsynth.synth import backend_for, corpus_name
 from cdsynth.train import checkpoint_steps
+from snakemake.logging import logger
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -138,10 +139,10 @@ def amateur_source(spec):
 
 
 def synth_params(name):
-    """The whole definition of one corpus: scoring, amateur, protocol and GOOD."""
+    """The whole definition of one corpus: scoring, amateur, protocol, GOOD and the backend that runs it."""
     spec = SYNTH_CORPORA[name]
     amateur_dir, dropout = amateur_source(spec)
-    protocol = {key: value for key, value in config["synth"].items() if key != "good"}
+    protocol = {key: value for key, value in config["synth"].items() if key not in ("good", "tensor_parallel")}
     return {
         "scoring": scoring_of(spec).as_dict(),
         "amateur": spec.get("amateur"),
@@ -149,7 +150,16 @@ def synth_params(name):
         "amateur_dropout": dropout,
         "good": GOOD,
         **protocol,
+        "backend": backend_for(config["synth"]["backend"], dropout),
     }
+
+
+for name, spec in SYNTH_CORPORA.items():
+    if config["synth"]["backend"] != synth_params(name)["backend"]:
+        logger.warning(
+            f"synthetic corpus {name}: vLLM has no attention dropout, so its {spec['amateur']} amateur "
+            "runs on the torch engine"
+        )
 
 
 # Evaluation data: a missing task directory stops the workflow here, naming it.

@@ -14,6 +14,7 @@ rule synth_shard:
     params:
         synth=lambda wc: synth_params(wc.name),
         expert_run=GOOD_RUN,
+        tensor_parallel=config["synth"]["tensor_parallel"],
     log:
         f"{LOGS}/synth/{GOOD_ID}/{{name}}/shard-{{shard}}.log",
     benchmark:
@@ -22,7 +23,7 @@ rule synth_shard:
     resources:
         **job_resources("synth"),
     conda:
-        "../envs/cdsynth.yaml"
+        "../envs/vllm.yaml" if config["synth"]["backend"] == "vllm" else "../envs/cdsynth.yaml"
     script:
         "../scripts/synthesize_shard.py"
 

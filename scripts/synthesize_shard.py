@@ -1,10 +1,10 @@
-"""Snakemake job: generate one shard of a synthetic corpus with the torch engine."""
+"""Snakemake job: generate one shard of a synthetic corpus with the torch engine or vLLM."""
 
 from pathlib import Path
 
 from cdsynth.jobs import run_job
 from cdsynth.scoring import Scoring
-from cdsynth.synth import protocol_from, synthesize_shard
+from cdsynth.synth import protocol_from, synthesize_shards
 from cdsynth.train import best_checkpoint
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
@@ -14,18 +14,21 @@ good_step = params["good"]["step"]
 
 def job() -> None:
     expert = best_checkpoint(smk.params.expert_run) if good_step == "best" else Path(smk.input.expert[0])
-    synthesize_shard(
+    synthesize_shards(
         expert_dir=expert,
         amateur_dir=params["amateur_dir"],
         amateur_dropout=params["amateur_dropout"],
         prompts_path=smk.input.prompts,
         scoring=Scoring(**params["scoring"]),
         protocol=protocol_from(params),
-        shard=int(smk.wildcards.shard),
-        out_path=smk.output[0],
+        shards={int(smk.wildcards.shard): smk.output[0]},
+        backend=params["backend"],
         compile_scoring=params["compile"],
         threads=smk.threads,
+        tensor_parallel=smk.params.tensor_parallel,
     )
 
 
-run_job(smk, job)
+# vLLM's tensor-parallel workers are spawned processes that import this file again.
+if __name__ == "__main__":
+    run_job(smk, job)

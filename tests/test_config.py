@@ -111,6 +111,15 @@ def test_every_problem_is_listed_at_once():
         (lambda c: cd(c).update(top_p=0), "experiments.CD-Early-200.corpus.top_p"),
         (lambda c: cd(c).update(top_k=0), "experiments.CD-Early-200.corpus.top_k"),
         (lambda c: cd(c).update(amateur="dropout:1.5"), "experiments.CD-Early-200.corpus.amateur"),
+        (lambda c: c["synth"].update(backend="jax"), "synth.backend: 'jax' is not one of"),
+        (lambda c: c["synth"].update(tensor_parallel=2), "synth.tensor_parallel: only the vllm backend"),
+        (
+            lambda c: (
+                c["synth"].update(backend="vllm", tensor_parallel=2),
+                c["resources"]["synth"].update(gpus=1),
+            ),
+            "resources.synth.gpus: 1 GPUs per job, but synth.tensor_parallel is 2",
+        ),
     ],
 )
 def test_synthesis_settings_are_checked_against_the_runs(edit, message):

@@ -13,7 +13,7 @@ from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import read_arrow
 from cdsynth.scoring import Scoring
 from cdsynth.shards import build_synthetic_shards, load_blocks, split_documents
-from cdsynth.synth import Protocol, synthesize_shard, write_manifest
+from cdsynth.synth import Protocol, synthesize_shards, write_manifest
 from cdsynth.train import TrainConfig, train
 
 BOS, EOS = 1, 2
@@ -35,17 +35,15 @@ def synthetic_corpus(micro_run, prepared, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
     protocol = Protocol(tokens=960, prefix_tokens=20, continuations=4, new_tokens=24, shards=2, seed=5)
     paths = [out / f"shard-{index:05d}.arrow" for index in range(2)]
-    for index, path in enumerate(paths):
-        synthesize_shard(
-            expert_dir=micro_run / "step40",
-            amateur_dir=None,
-            amateur_dropout=None,
-            prompts_path=prepared["corpus"] / "seed.arrow",
-            scoring=Scoring(method="ancestral"),
-            protocol=protocol,
-            shard=index,
-            out_path=path,
-        )
+    synthesize_shards(
+        expert_dir=micro_run / "step40",
+        amateur_dir=None,
+        amateur_dropout=None,
+        prompts_path=prepared["corpus"] / "seed.arrow",
+        scoring=Scoring(method="ancestral"),
+        protocol=protocol,
+        shards=dict(enumerate(paths)),
+    )
     write_manifest([str(p) for p in paths], out / "manifest.json", {})
     return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 from transformers import AutoTokenizer
@@ -16,7 +18,7 @@ from cdsynth.synth import (
     make_prompts,
     read_prompt_texts,
     shard_metadata,
-    synthesize_shard,
+    synthesize_shards,
     write_manifest,
 )
 
@@ -27,16 +29,16 @@ PROTOCOL = Protocol(
 
 
 def shard(micro_run, prepared, out, index, scoring=CD, protocol=PROTOCOL):
-    return synthesize_shard(
+    (info,) = synthesize_shards(
         expert_dir=micro_run / "step40",
         amateur_dir=micro_run / "step20" if scoring.needs_amateur else None,
         amateur_dropout=None,
         prompts_path=prepared["corpus"] / "seed.arrow",
         scoring=scoring,
         protocol=protocol,
-        shard=index,
-        out_path=out,
+        shards={index: out},
     )
+    return info
 
 
 def test_prompts_are_bos_plus_the_first_real_tokens(prepared):
@@ -154,6 +156,8 @@ def test_cli_generates_a_corpus_from_two_checkpoints(micro_run, prepared, tmp_pa
         (["--method", "cd", "--amateur-dropout", "0.5", "--alpha", "1.5"], "alpha: 1.5 must be in (0, 1)"),
         (["--method", "cd", "--amateur-dropout", "0.5", "--top-p", "0"], "top_p: 0.0 must be in (0, 1]"),
         (["--method", "ancestral", "--top-k", "0"], "top_k: 0 must be >= 1"),
+        (["--method", "cd", "--amateur-dropout", "0.5", "--backend", "vllm"], "cannot run on --backend vllm"),
+        (["--method", "ancestral", "--backend", "vllm", "--tensor-parallel", "0"], "--tensor-parallel 0"),
     ],
 )
 def test_cli_rejects_bad_input_before_generating(micro_run, prepared, tmp_path, capsys, extra, message):
@@ -174,17 +178,26 @@ def test_cli_rejects_bad_input_before_generating(micro_run, prepared, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_the_vllm_backend_without_vllm_says_how_to_install_it(micro_run, prepared, tmp_path, capsys):
+    argv = ["generate", "--expert", str(micro_run / "step40"), "--method", "ancestral", "--backend", "vllm"]
+    argv += ["--prompts", str(prepared["corpus"] / "seed.arrow"), "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit):
+        cli_main(argv)
+    assert "envs/vllm-cpu.sh" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_generation_uses_the_dropout_amateur_when_asked(micro_run, prepared, tmp_path):
     torch.manual_seed(0)
-    info = synthesize_shard(
+    (info,) = synthesize_shards(
         expert_dir=micro_run / "step40",
         amateur_dir=None,
         amateur_dropout=0.3,
         prompts_path=prepared["corpus"] / "seed.arrow",
         scoring=Scoring(method="cd"),
         protocol=PROTOCOL,
-        shard=0,
-        out_path=tmp_path / "d.arrow",
+        shards={0: tmp_path / "d.arrow"},
     )
     assert info["rows"] == 15
     assert shard_metadata(read_arrow(tmp_path / "d.arrow"))["amateur"] == "dropout:0.3"

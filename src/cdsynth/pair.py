@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,11 +29,7 @@ def load_causal_lm(path: str | os.PathLike, device: torch.device, attention_drop
     The dropout amateur is the paper's CD-Drop: GOOD's weights with attention dropout active while it
     scores, so it is a noisier, weaker copy of the expert.
     """
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise DataError(
-            f"{path}: not a Hugging Face model directory (no config.json). Train or copy it first."
-        )
+    path = require_model_dir(path)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     overrides = {} if attention_dropout is None else {"attention_dropout": attention_dropout}
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", **overrides)
@@ -40,15 +37,35 @@ def load_causal_lm(path: str | os.PathLike, device: torch.device, attention_drop
     return model.train() if attention_dropout else model.eval()
 
 
-def check_same_vocabulary(expert_tok: PreTrainedTokenizerBase, expert_dir: Path, amateur_dir: Path) -> None:
-    """CD subtracts log-probabilities id by id, so both models must use the same ids for the same text."""
+def vocab_size(model_dir: Path) -> int:
+    return json.loads((model_dir / "config.json").read_text())["vocab_size"]
+
+
+def load_pair_tokenizer(
+    expert_dir: str | os.PathLike, amateur_dir: str | os.PathLike | None
+) -> PreTrainedTokenizerBase:
+    """The expert's tokenizer, once the amateur (if any) is known to share it.
+
+    CD subtracts log-probabilities id by id, so both models must use the same ids for the same text.
+    """
+    expert_dir = require_model_dir(expert_dir)
+    tokenizer = AutoTokenizer.from_pretrained(expert_dir)
+    if amateur_dir is None:
+        return tokenizer
+    amateur_dir = require_model_dir(amateur_dir)
     amateur_tok = AutoTokenizer.from_pretrained(amateur_dir)
-    if expert_tok.get_vocab() != amateur_tok.get_vocab():
+    if tokenizer.get_vocab() != amateur_tok.get_vocab():
         raise DataError(
             f"the expert ({expert_dir}) and the amateur ({amateur_dir}) have different tokenizers "
-            f"({len(expert_tok)} vs {len(amateur_tok)} tokens): contrastive decoding needs one shared "
+            f"({len(tokenizer)} vs {len(amateur_tok)} tokens): contrastive decoding needs one shared "
             "vocabulary. Use an amateur trained with the expert's tokenizer."
         )
+    if vocab_size(expert_dir) != vocab_size(amateur_dir):
+        raise DataError(
+            f"vocabulary sizes differ: expert {vocab_size(expert_dir)}, amateur {vocab_size(amateur_dir)} "
+            f"({amateur_dir}). Use models built with the same tokenizer."
+        )
+    return tokenizer
 
 
 def load_decoder(
@@ -59,21 +76,12 @@ def load_decoder(
     compile_scoring: bool = False,
 ) -> tuple[Decoder, PreTrainedTokenizerBase]:
     """Expert plus amateur (a separate directory, or the expert with attention dropout), and the tokenizer."""
-    expert_dir = require_model_dir(expert_dir)
-    if amateur_dir is not None:
-        require_model_dir(amateur_dir)
-    tokenizer = AutoTokenizer.from_pretrained(expert_dir)
+    tokenizer = load_pair_tokenizer(expert_dir, amateur_dir)
     expert = load_causal_lm(expert_dir, device)
     amateur = None
     if amateur_dropout is not None:
         amateur = load_causal_lm(expert_dir, device, attention_dropout=amateur_dropout)
     elif amateur_dir is not None:
-        check_same_vocabulary(tokenizer, expert_dir, Path(amateur_dir))
         amateur = load_causal_lm(amateur_dir, device)
-        if amateur.config.vocab_size != expert.config.vocab_size:
-            raise DataError(
-                f"vocabulary sizes differ: expert {expert.config.vocab_size}, amateur "
-                f"{amateur.config.vocab_size} ({amateur_dir}). Use models built with the same tokenizer."
-            )
     pick = torch.compile(next_tokens, dynamic=False) if compile_scoring else next_tokens
     return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id, pick=pick), tokenizer

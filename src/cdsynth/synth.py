@@ -11,6 +11,9 @@ import json
 import math
 import os
 import time
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,12 @@ import pyarrow.compute as pc
 import torch
 from tqdm import tqdm
 
-from cdsynth.errors import DataError
-from cdsynth.generate import Decoder, generate
+from cdsynth.errors import ConfigError, DataError
+from cdsynth.generate import TorchEngine
 from cdsynth.io import read_arrow, sha256_file, write_arrow, write_json
 from cdsynth.scoring import Scoring
+
+BACKENDS = ("torch", "vllm")
 
 SHARD_SCHEMA = pa.schema(
     [
@@ -72,6 +77,14 @@ def corpus_name(scoring: Scoring, amateur: str | None) -> str:
     return "_".join(parts)
 
 
+class ShardEngine(typing.Protocol):
+    """A backend's generator: continuations of every row of a shard, from the shard's seed."""
+
+    def continue_prompts(
+        self, prompts: list[list[int]], new_tokens: int, seed: int, progress: Callable[[int], object]
+    ) -> list[list[int]]: ...
+
+
 def shard_seed(corpus_seed: int, shard: int) -> int:
     return int(np.random.SeedSequence([corpus_seed, shard]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
@@ -116,10 +129,9 @@ def shard_rows(prompts: list, protocol: Protocol, shard: int) -> list[tuple[str,
 
 
 def generate_shard(
-    decoder: Decoder,
+    engine: ShardEngine,
     tokenizer,
     prompts: list[tuple[str, list[int]]],
-    scoring: Scoring,
     protocol: Protocol,
     shard: int,
     out_path: str | os.PathLike,
@@ -128,9 +140,6 @@ def generate_shard(
     """Generate shard `shard` of the corpus and write it atomically; returns its summary."""
     rows = shard_rows(prompts, protocol, shard)
     seed = shard_seed(protocol.seed, shard)
-    torch.manual_seed(seed)  # dropout amateurs draw their masks from the global generator
-    generator = torch.Generator(decoder.device).manual_seed(seed)
-    columns: dict[str, list] = {name: [] for name in SHARD_SCHEMA.names}
     bar = tqdm(
         total=len(rows) * protocol.new_tokens,
         desc=f"shard {shard}",
@@ -139,21 +148,18 @@ def generate_shard(
         mininterval=1 if os.isatty(2) else 15,
     )
     start = time.perf_counter()
-    for begin in range(0, len(rows), protocol.batch_size):
-        batch = rows[begin : begin + protocol.batch_size]
-        out = generate(
-            decoder, [ids for _, _, ids in batch], scoring, protocol.new_tokens, generator
-        ).tolist()
-        kept = [(ids + new) if protocol.keep_prefix else new for (_, _, ids), new in zip(batch, out)]
-        columns["input_ids"] += kept
-        # The leading BOS is structure, not text; BOS/EOS generated later stay visible as <s> / </s>.
-        columns["text"] += tokenizer.batch_decode([k[1:] if protocol.keep_prefix else k for k in kept])
-        columns["prompt_id"] += [pid for pid, _, _ in batch]
-        columns["continuation"] += [cont for _, cont, _ in batch]
-        columns["prefix_len"] += [len(ids) if protocol.keep_prefix else 0 for _, _, ids in batch]
-        bar.update(len(batch) * protocol.new_tokens)
+    new = engine.continue_prompts([ids for _, _, ids in rows], protocol.new_tokens, seed, bar.update)
     bar.close()
     elapsed = time.perf_counter() - start
+    kept = [(ids + cont) if protocol.keep_prefix else cont for (_, _, ids), cont in zip(rows, new)]
+    columns = {
+        "input_ids": kept,
+        # The leading BOS is structure, not text; BOS/EOS generated later stay visible as <s> / </s>.
+        "text": tokenizer.batch_decode([k[1:] if protocol.keep_prefix else k for k in kept]),
+        "prompt_id": [pid for pid, _, _ in rows],
+        "continuation": [cont for _, cont, _ in rows],
+        "prefix_len": [len(ids) if protocol.keep_prefix else 0 for _, _, ids in rows],
+    }
     info = {"shard": shard, "seed": seed, "rows": len(rows), "new_tokens": len(rows) * protocol.new_tokens}
     # Timing stays out of the file, so the same settings rebuild byte-identical shards.
     schema = SHARD_SCHEMA.with_metadata({"cdsynth": json.dumps(metadata | info, sort_keys=True)})
@@ -198,7 +204,57 @@ def protocol_from(params: dict[str, Any]) -> Protocol:
     return Protocol(**{k: params[k] for k in asdict(Protocol()) if k in params})
 
 
-def synthesize_shard(
+def backend_for(backend: str, amateur_dropout: float | None) -> str:
+    """The backend that can make the corpus: vLLM's attention kernels have no dropout amateur."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    return "torch" if amateur_dropout is not None else backend
+
+
+@contextmanager
+def open_engine(
+    backend: str,
+    *,
+    expert_dir: str | os.PathLike,
+    amateur_dir: str | os.PathLike | None,
+    amateur_dropout: float | None,
+    scoring: Scoring,
+    protocol: Protocol,
+    compile_scoring: bool = False,
+    threads: int = 1,
+    device: str = "auto",
+    tensor_parallel: int = 1,
+) -> Iterator[tuple[ShardEngine, Any]]:
+    """(engine, tokenizer) for the pair; vLLM is imported only for its backend."""
+    from cdsynth.pair import load_decoder, load_pair_tokenizer
+
+    if backend == "vllm":
+        if amateur_dropout is not None:
+            raise ConfigError(
+                "the vLLM backend cannot run a dropout amateur (its attention kernels have no dropout): "
+                "use the torch backend for it"
+            )
+        from cdsynth.vllm_backend import VllmEngine
+
+        tokenizer = load_pair_tokenizer(expert_dir, amateur_dir)
+        with VllmEngine(
+            expert_dir,
+            amateur_dir,
+            scoring,
+            max_len=1 + protocol.prefix_tokens + protocol.new_tokens,
+            batch_size=protocol.batch_size,
+            tensor_parallel=tensor_parallel,
+            threads=threads,
+        ) as engine:
+            yield engine, tokenizer
+        return
+    torch.set_num_threads(threads)
+    target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    decoder, tokenizer = load_decoder(expert_dir, amateur_dir, target, amateur_dropout, compile_scoring)
+    yield TorchEngine(decoder, scoring, protocol.batch_size), tokenizer
+
+
+def synthesize_shards(
     *,
     expert_dir: str | os.PathLike,
     amateur_dir: str | os.PathLike | None,
@@ -206,26 +262,38 @@ def synthesize_shard(
     prompts_path: str | os.PathLike,
     scoring: Scoring,
     protocol: Protocol,
-    shard: int,
-    out_path: str | os.PathLike,
+    shards: dict[int, str | os.PathLike],
+    backend: str = "torch",
     compile_scoring: bool = False,
     threads: int = 1,
     device: str = "auto",
-) -> dict[str, Any]:
-    """Load the pair, build the corpus's prompts, and generate one shard into `out_path`."""
-    from cdsynth.pair import load_decoder
-
-    torch.set_num_threads(threads)
-    target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    decoder, tokenizer = load_decoder(expert_dir, amateur_dir, target, amateur_dropout, compile_scoring)
-    ids, texts = read_prompt_texts(prompts_path)
-    prompts = make_prompts(texts, ids, tokenizer, protocol)
-    metadata = {
-        "scoring": scoring.as_dict(),
-        "protocol": asdict(protocol),
-        "expert": str(expert_dir),
-        "amateur": str(amateur_dir)
-        if amateur_dir
-        else (f"dropout:{amateur_dropout}" if amateur_dropout else None),
-    }
-    return generate_shard(decoder, tokenizer, prompts, scoring, protocol, shard, out_path, metadata)
+    tensor_parallel: int = 1,
+) -> list[dict[str, Any]]:
+    """Load the pair into a backend once, build the corpus's prompts, and write each shard index -> path."""
+    with open_engine(
+        backend,
+        expert_dir=expert_dir,
+        amateur_dir=amateur_dir,
+        amateur_dropout=amateur_dropout,
+        scoring=scoring,
+        protocol=protocol,
+        compile_scoring=compile_scoring,
+        threads=threads,
+        device=device,
+        tensor_parallel=tensor_parallel,
+    ) as (engine, tokenizer):
+        ids, texts = read_prompt_texts(prompts_path)
+        prompts = make_prompts(texts, ids, tokenizer, protocol)
+        amateur = str(amateur_dir) if amateur_dir else (f"dropout:{amateur_dropout}" if amateur_dropout else None)
+        metadata = {
+            "backend": backend,
+            "scoring": scoring.as_dict(),
+            "protocol": asdict(protocol),
+            "expert": str(expert_dir),
+            "amateur": amateur,
+        }
+        print(f"backend {backend}; expert {expert_dir}; amateur {amateur}")
+        return [
+            generate_shard(engine, tokenizer, prompts, protocol, shard, path, metadata)
+            for shard, path in shards.items()
+        ]
