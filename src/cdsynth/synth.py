@@ -284,7 +284,7 @@ def synthesize_shards(
     ) as (engine, tokenizer):
         ids, texts = read_prompt_texts(prompts_path)
         prompts = make_prompts(texts, ids, tokenizer, protocol)
-        amateur = str(amateur_dir) if amateur_dir else (f"dropout:{amateur_dropout}" if amateur_dropout else None)
+        amateur = f"dropout:{amateur_dropout}" if amateur_dropout else amateur_dir and str(amateur_dir)
         metadata = {
             "backend": backend,
             "scoring": scoring.as_dict(),
