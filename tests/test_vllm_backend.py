@@ -7,6 +7,9 @@ exact probabilities. Then the shard contract, the command line and a Snakemake t
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +29,7 @@ pytest.importorskip("vllm", reason="vLLM is not installed: run these tests in th
 from cdsynth.vllm_backend import VllmEngine  # noqa: E402
 
 CPU = torch.device("cpu")
+TORCH_ONLY = "import sys, cdsynth.cli, cdsynth.synth, cdsynth.pair; assert 'vllm' not in sys.modules"
 NEW_TOKENS = 40
 DRAWS = 4000
 PAIRS = {
@@ -66,6 +70,10 @@ def pair(request, micro_run, small_amateur):
     decoder, _ = load_decoder(micro_run / "step40", amateur, CPU)
     with VllmEngine(micro_run / "step40", amateur, scoring, max_len=64, batch_size=32, threads=2) as engine:
         yield scoring, decoder, engine
+
+
+def test_the_torch_backend_does_not_import_vllm():
+    subprocess.run([sys.executable, "-c", TORCH_ONLY], check=True)
 
 
 def test_greedy_token_ids_are_identical(pair, prompts):

@@ -67,9 +67,11 @@ class ContrastivePairForCausalLM(nn.Module):
             return hidden
         return torch.cat([hidden, self.amateur(input_ids, positions)], dim=-1)
 
-    def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
         width = self.config.hidden_size
         expert = self.expert.compute_logits(hidden_states[..., :width])
+        if expert is None:  # a tensor-parallel rank that does not sample (vLLM gathers logits elsewhere)
+            return None
         amateur = None if self.amateur is None else self.amateur.compute_logits(hidden_states[..., width:])
         return next_token_scores(expert, amateur, self.scoring)
 
