@@ -4,9 +4,8 @@ from cdsynth.babylm import TASK_DIRS, task_dir
 from cdsynth.corpus import expand_paths
 from cdsynth.download import local_name
 from cdsynth.errors import ConfigError
-from cdsynth.scoring import Scoring
-from cdsynth.synth import backend_for, corpus_name
-from cdsynth.train import checkpoint_steps
+from cdsynth.corpus_spec import Scoring, backend_for, corpus_name
+from cdsynth.schedule import checkpoint_steps
 from snakemake.logging import logger
 
 RESULTS = "results"

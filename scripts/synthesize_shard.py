@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from cdsynth.corpus_spec import Scoring
 from cdsynth.jobs import run_job
-from cdsynth.scoring import Scoring
 from cdsynth.synth import protocol_from, synthesize_shards
 from cdsynth.train import best_checkpoint
 

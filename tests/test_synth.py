@@ -9,12 +9,11 @@ import torch
 from transformers import AutoTokenizer
 
 from cdsynth.cli import main as cli_main
+from cdsynth.corpus_spec import Scoring, corpus_name
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, read_json, sha256_file
-from cdsynth.scoring import Scoring
 from cdsynth.synth import (
     Protocol,
-    corpus_name,
     make_prompts,
     read_prompt_texts,
     shard_metadata,

@@ -16,10 +16,10 @@ import torch
 from helpers import MICRO_ARCH
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cdsynth.schedule import checkpoint_steps
 from cdsynth.train import (
     Dist,
     TrainConfig,
-    checkpoint_steps,
     lr_factor,
     resume,
     save_state,

@@ -7,10 +7,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from cdsynth.corpus_spec import BACKENDS, METHODS, Scoring
 from cdsynth.errors import CdsynthError, ConfigError
 from cdsynth.io import read_arrow
-from cdsynth.scoring import METHODS, Scoring
-from cdsynth.synth import BACKENDS, Protocol, shard_metadata, synthesize_shards, write_manifest
+from cdsynth.synth import Protocol, shard_metadata, synthesize_shards, write_manifest
 
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
 

@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from cdsynth.errors import ConfigError
+from cdsynth.schedule import checkpoint_steps
 
 
 def field_name(path: Any) -> str:
@@ -52,8 +53,6 @@ def cross_field_errors(config: dict[str, Any]) -> list[str]:
 
 def synth_errors(config: dict[str, Any]) -> list[str]:
     """The GOOD checkpoint and every amateur must be something the baseline runs will produce."""
-    from cdsynth.train import checkpoint_steps
-
     synth, train = config["synth"], config["train"]
     good = synth["good"]
     steps = checkpoint_steps(train["steps"], train["save_every"])

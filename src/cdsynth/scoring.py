@@ -16,59 +16,11 @@ The rules follow the paper's logits processors (`../shared/REFERENCE.md` §1, "S
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import torch
 
-from cdsynth.errors import ConfigError
+from cdsynth.corpus_spec import Scoring
 
-METHODS = ("ancestral", "vhead", "cd")
 EPS = 1e-10
-
-
-@dataclass(frozen=True)
-class Scoring:
-    """How next-token scores are formed; the defaults are the paper's."""
-
-    method: str = "cd"
-    alpha: float = 0.1
-    strength: float = 1.0
-    temperature: float = 1.0
-    penalty: float = -20.0
-    top_k: int | None = None
-    top_p: float | None = None
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.method not in METHODS:
-            problems.append(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
-        if not 0 < self.alpha < 1:
-            problems.append(f"alpha: {self.alpha} must be in (0, 1)")
-        if self.strength < 0:
-            problems.append(f"strength: {self.strength} must be >= 0")
-        if not self.temperature > 0:
-            problems.append(f"temperature: {self.temperature} must be > 0")
-        if math.isnan(self.penalty) or self.penalty > 0:
-            problems.append(f"penalty: {self.penalty} must be <= 0 (or -inf)")
-        if self.top_k is not None and self.top_k < 1:
-            problems.append(f"top_k: {self.top_k} must be >= 1")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            problems.append(f"top_p: {self.top_p} must be in (0, 1]")
-        if problems:
-            raise ConfigError("invalid scoring settings:\n  " + "\n  ".join(problems))
-
-    @property
-    def needs_amateur(self) -> bool:
-        return self.method == "cd"
-
-    @property
-    def cut_value(self) -> float:
-        """What a truncated entry scores: the penalty for head methods, -inf for plain sampling."""
-        return float("-inf") if self.method == "ancestral" else self.penalty
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def contrast(

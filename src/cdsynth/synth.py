@@ -1,7 +1,7 @@
 """Synthetic corpora: prompts from the seed split, one Arrow shard per job, a manifest per corpus.
 
-A corpus is named by its synthesis parameters (`corpus_name`), never by the experiment that uses it, so
-experiments that share a corpus share one set of files. Each shard's random stream derives from
+A corpus is named by its synthesis parameters (`corpus_spec.corpus_name`), never by the experiment that
+uses it, so experiments that share a corpus share one set of files. Each shard's random stream derives from
 (corpus seed, shard index) alone: the same settings rebuild the same token ids on CPU.
 """
 
@@ -24,12 +24,10 @@ import pyarrow.compute as pc
 import torch
 from tqdm import tqdm
 
+from cdsynth.corpus_spec import Scoring
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.generate import TorchEngine
 from cdsynth.io import read_arrow, sha256_file, write_arrow, write_json
-from cdsynth.scoring import Scoring
-
-BACKENDS = ("torch", "vllm")
 
 SHARD_SCHEMA = pa.schema(
     [
@@ -59,22 +57,6 @@ class Protocol:
     @property
     def num_prompts(self) -> int:
         return math.ceil(self.tokens / (self.continuations * self.new_tokens))
-
-
-def corpus_name(scoring: Scoring, amateur: str | None) -> str:
-    """A readable directory name that changes whenever a scoring parameter does."""
-    parts = [scoring.method]
-    if scoring.needs_amateur:
-        parts += [amateur.replace(":", "-"), f"s{scoring.strength:g}"]
-    if scoring.method != "ancestral":
-        parts += [f"a{scoring.alpha:g}", f"pen{scoring.penalty:g}"]
-    if scoring.top_k is not None:
-        parts.append(f"k{scoring.top_k}")
-    if scoring.top_p is not None:
-        parts.append(f"p{scoring.top_p:g}")
-    if scoring.temperature != 1:
-        parts.append(f"T{scoring.temperature:g}")
-    return "_".join(parts)
 
 
 class ShardEngine(typing.Protocol):
@@ -202,13 +184,6 @@ def write_manifest(
 
 def protocol_from(params: dict[str, Any]) -> Protocol:
     return Protocol(**{k: params[k] for k in asdict(Protocol()) if k in params})
-
-
-def backend_for(backend: str, amateur_dropout: float | None) -> str:
-    """The backend that can make the corpus: vLLM's attention kernels have no dropout amateur."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-    return "torch" if amateur_dropout is not None else backend
 
 
 @contextmanager

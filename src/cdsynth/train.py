@@ -38,6 +38,7 @@ from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import atomic_path, read_json
 from cdsynth.models import build_model
 from cdsynth.plots import plot_training_curve
+from cdsynth.schedule import checkpoint_steps
 from cdsynth.shards import load_blocks
 from cdsynth.tokenizer import load_tokenizer, tokenizer_fingerprint
 
@@ -103,11 +104,6 @@ def setup_distributed() -> tuple[Dist, torch.device]:
         device = torch.device("cpu")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), world, local_rank), device
-
-
-def checkpoint_steps(steps: int, save_every: int) -> list[int]:
-    """Steps after which a checkpoint is saved: every `save_every`, and always the last."""
-    return sorted(set(range(save_every, steps + 1, save_every)) | {steps})
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

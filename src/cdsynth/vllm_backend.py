@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cdsynth.corpus_spec import Scoring
 from cdsynth.errors import ConfigError
-from cdsynth.scoring import Scoring
 
 ARCHITECTURE = "ContrastivePairForCausalLM"
 LINKED = ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")

@@ -1,0 +1,89 @@
+"""Wall time of `snakemake -n` on a config whose outputs are all up to date (default: the paper preset).
+
+Running the paper grid is out of reach here, so the script fakes a finished run: it lists every job of a
+dry run in a scratch directory, creates each output (empty files; directories for directory outputs),
+with mtimes that increase along the pipeline, then times `snakemake -n` there, which should find nothing
+to do.
+
+    python bench/dry_run_time.py                       # workflow/presets/paper.yaml
+    python bench/dry_run_time.py --configfile config.yaml --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Outputs of later stages are newer, as after a real run.
+STAGES = ["download", "corpus", "tokenizer", "token_shards", "train_baseline", "synth_shard",
+          "synth_manifest", "synth_tokens", "train_mixture", "evaluate", "experiment_summary", "table",
+          "ratio_sweep"]  # fmt: skip
+DIRECTORY_OUTPUT = re.compile(r"(^|/)(tokenizer|tokens(/(train|test))?|step\d+)$")
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+    command += [*args, "--directory", str(workdir), "--configfile", str(configfile)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+
+
+def jobs(dry_run: str) -> list[tuple[str, list[str]]]:
+    """(rule, outputs) of every job a dry run prints."""
+    found, rule = [], None
+    for line in dry_run.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("    output: ") and rule:
+            found.append((rule, line.removeprefix("    output: ").split(", ")))
+    return found
+
+
+def fake_finished_run(workdir: Path, configfile: Path) -> int:
+    listed = snakemake(workdir, configfile, "-n")
+    if listed.returncode:
+        sys.exit(listed.stderr[-2000:])
+    outputs = 0
+    base = time.time() - 3600
+    for rule, paths in jobs(listed.stdout):
+        stamp = base + (STAGES.index(rule) if rule in STAGES else len(STAGES)) * 10
+        for relative in paths:
+            path = workdir / relative
+            if DIRECTORY_OUTPUT.search(relative):
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            os.utime(path, (stamp, stamp))
+            outputs += 1
+    return outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--configfile", type=Path, default=REPO / "workflow/presets/paper.yaml")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    configfile = args.configfile.resolve()
+    with tempfile.TemporaryDirectory(dir=REPO.parent) as scratch:
+        workdir = Path(scratch)
+        outputs = fake_finished_run(workdir, configfile)
+        print(f"{configfile.name}: faked {outputs:,} outputs in {workdir}")
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            result = snakemake(workdir, configfile, "-n")
+            seconds = time.perf_counter() - start
+            left = "Nothing to be done" in result.stdout + result.stderr
+            print(f"snakemake -n: {seconds:.2f} s ({'up to date' if left else 'NOT up to date'})")
+
+
+if __name__ == "__main__":
+    main()
