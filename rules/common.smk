@@ -1,6 +1,9 @@
 # Shared helpers: where each output lives and the small per-job param dicts derived from the config.
 
+from pathlib import Path
+
 from cdsynth.babylm import TASK_DIRS, task_dir
+from cdsynth.code_digest import code_digest
 from cdsynth.corpus import expand_paths
 from cdsynth.download import local_name
 from cdsynth.errors import ConfigError
@@ -60,10 +63,16 @@ CORPUS_SOURCES = {
 }
 
 
+def code_of(script):
+    """The rule's `code` param: a digest of its script and the package code it imports (README)."""
+    return code_digest(Path(workflow.basedir) / "scripts" / script)
+
+
 def job_resources(group):
     """Snakemake `resources:` for a rule group (threads are set separately)."""
     spec = config["resources"][group]
-    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpus": spec["gpus"]}
+    # `gpu` is the name the SLURM executor plugin turns into a GPU request.
+    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpus": spec["gpus"], "gpu": spec["gpus"]}
 
 
 def model_dir(model, seed):

@@ -5,6 +5,7 @@ rule download:
     output:
         "resources/downloads/{name}",
     params:
+        code=code_of("download.py"),
         entry=lambda wc: DOWNLOADS[f"resources/downloads/{wc.name}"],
     log:
         f"{LOGS}/download/{{name}}.log",
@@ -30,6 +31,7 @@ rule corpus:
         test=f"{RESULTS}/corpus/test.arrow",
         stats=f"{RESULTS}/corpus/stats.json",
     params:
+        code=code_of("build_corpus.py"),
         sources=CORPUS_SOURCES,
         split_seed=config["corpus"]["split_seed"],
         seed_fraction=config["corpus"]["seed_fraction"],

@@ -14,6 +14,7 @@ rule evaluate:
         seed=r"\d+",
         step=r"\d+",
     params:
+        code=code_of("evaluate.py"),
         data_dir=config["eval"]["data_dir"],
         max_items=config["eval"]["max_items_per_task"],
         batch_size=config["eval"]["batch_size"],

@@ -10,6 +10,7 @@ rule synth_tokens:
     wildcard_constraints:
         name=r"[^/]+",
     params:
+        code=code_of("build_synthetic_shards.py"),
         block_size=config["shards"]["block_size"],
         blocks_per_shard=config["shards"]["blocks_per_shard"],
     log:
@@ -50,6 +51,7 @@ rule train_mixture:
         mixing=r"r[0-9.]+(-paper)?",
         seed=r"\d+",
     params:
+        code=code_of("train_model.py"),
         train=mixture_params,
     log:
         f"{LOGS}/train_mixture/{{model}}/{{good}}/{{name}}/{{mixing}}/seed{{seed}}.log",

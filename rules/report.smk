@@ -15,6 +15,7 @@ rule experiment_summary:
     wildcard_constraints:
         experiment=r"[^/]+",
     params:
+        code=code_of("summarize_experiment.py"),
         evaluations=lambda wc: experiment_evaluations(wc.experiment),
         data_dir=config["eval"]["data_dir"],
         samples=config["stats"]["bootstrap_samples"],
@@ -67,6 +68,7 @@ rule table:
     wildcard_constraints:
         table="|".join(TABLES) or "no-tables",
     params:
+        code=code_of("write_table.py"),
         experiments=lambda wc: TABLES[wc.table],
         baseline=BASELINE,
         summary_dirs=lambda wc: {name: experiment_dir(name) for name in TABLES[wc.table]},
@@ -101,6 +103,7 @@ rule ratio_sweep:
     wildcard_constraints:
         table="|".join(TABLES) or "no-tables",
     params:
+        code=code_of("plot_ratio_sweep.py"),
         ratios=lambda wc: {name: 0.0 if name == BASELINE else ratio_of(name) for name in TABLES[wc.table]},
     log:
         f"{LOGS}/ratio_sweep/{{table}}.log",

@@ -12,6 +12,7 @@ rule synth_shard:
         name=r"[^/]+",
         shard=r"\d{5}",
     params:
+        code=code_of("synthesize_shard.py"),
         synth=lambda wc: synth_params(wc.name),
         expert_run=GOOD_RUN,
         tensor_parallel=config["synth"]["tensor_parallel"],
@@ -36,6 +37,7 @@ rule synth_manifest:
     wildcard_constraints:
         name=r"[^/]+",
     params:
+        code=code_of("write_manifest.py"),
         synth=lambda wc: synth_params(wc.name),
     log:
         f"{LOGS}/synth/{GOOD_ID}/{{name}}/manifest.log",

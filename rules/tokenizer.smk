@@ -7,6 +7,7 @@ rule tokenizer:
     output:
         directory(f"{RESULTS}/tokenizer"),
     params:
+        code=code_of("train_tokenizer.py"),
         vocab_size=config["tokenizer"]["vocab_size"],
         max_sentences=config["tokenizer"]["max_sentences"],
         seed=config["corpus"]["split_seed"],
@@ -32,6 +33,7 @@ rule token_shards:
     wildcard_constraints:
         split="train|test",
     params:
+        code=code_of("build_shards.py"),
         block_size=config["shards"]["block_size"],
         blocks_per_shard=config["shards"]["blocks_per_shard"],
     log:

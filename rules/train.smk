@@ -24,6 +24,7 @@ rule train_baseline:
         model=r"[^/]+",
         seed=r"\d+",
     params:
+        code=code_of("train_model.py"),
         train=train_params,
     log:
         f"{LOGS}/train_baseline/{{model}}/seed{{seed}}.log",

@@ -118,3 +118,15 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     # Targets go before --configfile, which would otherwise take them as more config files.
     command = [*SNAKEMAKE, *args, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml")]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run, as {rule: count}."""
+    lines = output.split("Job stats:")[1].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts

@@ -6,29 +6,19 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
-from helpers import CD, SNAKEMAKE, SYNTH, snakemake, tiny_config
+from helpers import CD, REPO, SNAKEMAKE, SYNTH, job_counts, snakemake, tiny_config
 from transformers import AutoModelForCausalLM
 
 from cdsynth.experiments import read_history
-from cdsynth.io import read_arrow, read_json
+from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.synth import shard_metadata
 from cdsynth.tables import columns, read_table
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The "Job stats" table of a dry run, as {rule: count}."""
-    lines = output.split("Job stats:")[1].splitlines()[3:]
-    counts = {}
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +117,45 @@ def test_renaming_an_experiment_retrains_nothing(built):
     }
 
 
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the project with every file's time set to now, as a fresh clone would have."""
+    copy = tmp_path / "checkout"
+    skip = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__", "*.egg-info")
+    shutil.copytree(REPO, copy, ignore=skip)
+    for path in copy.rglob("*"):
+        os.utime(path)
+    return copy
+
+
+def dry_run_from(copy: Path, workdir: Path) -> dict[str, int]:
+    """Job counts of `snakemake -n` with the copy's workflow, package and workstation profile."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(copy / "Snakefile"), "-n"]
+    command += ["--profile", str(copy / "workflow/profiles/workstation"), "--directory", str(workdir)]
+    command += ["--configfile", str(workdir / "config.yaml")]
+    env = os.environ | {"PYTHONPATH": str(copy / "src")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    return {} if "Nothing to be done" in output else job_counts(output)
+
+
+def test_code_changes_rerun_by_content_not_by_file_time(built, tmp_path):
+    workdir, _ = built
+    copy = checkout(tmp_path)
+    assert dry_run_from(copy, workdir) == {}  # a fresh checkout, or `touch`, reruns nothing
+    module = copy / "src/cdsynth/lm_scoring.py"
+    module.write_text(module.read_text() + "\n# A comment is not code.\n")
+    assert dry_run_from(copy, workdir) == {}
+    module.write_text(module.read_text() + "\nUNUSED = 1\n")
+    counts = dry_run_from(copy, workdir)  # evaluations use lm_scoring; nothing upstream of them does
+    assert counts["evaluate"] == 12 and counts["experiment_summary"] == 3 and counts["table"] == 1
+    assert not {"train_baseline", "synth_shard", "train_mixture"} & set(counts)
+    script = copy / "scripts/write_table.py"
+    module.write_text(module.read_text().removesuffix("\nUNUSED = 1\n"))
+    script.write_text(script.read_text() + "\nUNUSED = 1\n")
+    assert dry_run_from(copy, workdir) == {"table": 1, "all": 1, "total": 2}
+
+
 def test_the_main_table_has_every_column_filled(built):
     workdir, _ = built
     rows = read_table(workdir / "results/table_main.csv")
@@ -179,42 +208,62 @@ def test_synthesis_rebuilt_from_scratch_is_byte_identical(built):
     assert {p.name: read_json(p / "manifest.json")["shards"] for p in (workdir / SYNTH).iterdir()} == before
 
 
-def test_killed_synthesis_keeps_finished_shards(built):
-    workdir, config = built
-    corpus = workdir / SYNTH / CD
-    shutil.rmtree(corpus)
+def start_killable(workdir: Path, config: dict, target: str) -> tuple[list[str], subprocess.Popen]:
+    """Snakemake on one core for `target`, in its own session so that the whole run can be killed."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    target = f"{SYNTH}/{CD}/manifest.json"
-    command = [
-        *SNAKEMAKE[:-1],
-        "1",
-        target,
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-    ]
-    log = open(workdir / "killed_run.log", "w")  # noqa: SIM115 (closed after the process ends)
-    proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+    command = [*SNAKEMAKE[:-1], "1", target, "--directory", str(workdir)]
+    command += ["--configfile", str(workdir / "config.yaml")]
+    log = open(workdir / "killed_run.log", "w")  # noqa: SIM115 (the child keeps it; closed with the run)
+    return command, subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+
+
+def kill_when(proc: subprocess.Popen, workdir: Path, ready) -> None:
+    """kill -9 the whole Snakemake run once `ready()` holds, while a job is still working."""
     deadline = time.monotonic() + 300
-    # Kill once Snakemake has recorded the first shard as done, while the second one is being generated.
-    while "1 of 3 steps" not in (workdir / "killed_run.log").read_text() and proc.poll() is None:
+    while not ready() and proc.poll() is None:
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, (workdir / "killed_run.log").read_text()[-2000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    log.close()
-    finished = sorted(corpus.glob("shard-*.arrow"))
-    assert len(finished) == 1, "one shard done, the other killed midway"
-    done_at = finished[0].stat().st_mtime_ns
 
+
+def rerun(command: list[str]) -> subprocess.CompletedProcess:
     subprocess.run([*command[:-4], "--unlock", *command[-4:]], check=True, capture_output=True)
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_killed_synthesis_keeps_finished_shards(built):
+    workdir, config = built
+    corpus = workdir / SYNTH / CD
+    uninterrupted = {path.name: sha256_file(path) for path in corpus.glob("shard-*.arrow")}
+    shutil.rmtree(corpus)
+    command, proc = start_killable(workdir, config, f"{SYNTH}/{CD}/manifest.json")
+    # Killed once Snakemake has recorded the first shard as done, while the second one is being generated.
+    kill_when(proc, workdir, lambda: "1 of 3 steps" in (workdir / "killed_run.log").read_text())
+    finished = sorted(corpus.glob("shard-*.arrow"))
+    assert len(finished) == 1, "one shard done, the other killed midway"
+    done_at = finished[0].stat().st_mtime_ns
+    rerun(command)
     assert finished[0].stat().st_mtime_ns == done_at
-    assert len(list(corpus.glob("shard-*.arrow"))) == 2
+    assert {path.name: sha256_file(path) for path in corpus.glob("shard-*.arrow")} == uninterrupted
     assert (corpus / "manifest.json").exists()
+
+
+def test_killed_training_resumes_from_its_last_save(built):
+    workdir, config = built
+    run = workdir / "results/models/micro/seed43"
+    uninterrupted = sha256_file(run / "step20/model.safetensors")
+    shutil.rmtree(run)
+    command, proc = start_killable(workdir, config, "results/models/micro/seed43/metrics.csv")
+    kill_when(proc, workdir, lambda: (run / ".partial/state.pt").exists())  # saved at step 10 of 20
+    assert not (run / "step20").exists()
+    result = rerun(command)
+    log = (workdir / "results/logs/train_baseline/micro/seed43.log").read_text()
+    assert "resuming from step 10" in log, log[-2000:] + result.stderr[-2000:]
+    assert sha256_file(run / "step20/model.safetensors") == uninterrupted
 
 
 @pytest.mark.parametrize(

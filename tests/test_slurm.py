@@ -1,0 +1,56 @@
+"""The workflow through a real single-node SLURM on loopback: every job goes through sbatch.
+
+It starts munged, slurmctld and slurmd with workflow/cluster/local_slurm.sh (installing the Debian
+packages if needed), so it runs as root, as CI does, and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from helpers import REPO, job_counts, snakemake, tiny_config
+
+from cdsynth.tables import read_table
+
+SCRIPT = REPO / "workflow/cluster/local_slurm.sh"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="starts SLURM daemons, so needs root (CI runs as root)"),
+    pytest.mark.skipif(
+        not shutil.which("slurmctld") and not shutil.which("apt-get"),
+        reason="needs SLURM or Debian's apt-get to install it",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("slurm")
+    subprocess.run([SCRIPT, "start", state], check=True, capture_output=True, text=True, timeout=600)
+    yield state
+    subprocess.run([SCRIPT, "stop", state], check=True, timeout=60)
+
+
+def test_a_tiny_config_runs_end_to_end_through_sbatch(cluster, tmp_path, corpus_dir):
+    config = tiny_config(corpus_dir)
+    config["experiments"].pop("No-Contrast")
+    config["tables"]["main"] = ["Baseline", "CD-Early-10"]
+    config["resources"]["synth"]["gpus"] = 1  # scheduled on the node's fake GPUs; the job falls back to CPU
+    profile = REPO / "workflow/profiles/slurm-local"
+    result = snakemake(tmp_path, config, "--profile", str(profile), "results/table_main.csv")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert [row["experiment"] for row in read_table(tmp_path / "results/table_main.csv")] == [
+        "Baseline",
+        "CD-Early-10",
+    ]
+    jobs = job_counts(result.stderr)
+    # Every job but the target-less `all` went through sbatch, the GPU ones asking for the fake GPU.
+    assert result.stderr.count("has been submitted with SLURM jobid") == sum(jobs.values()) - jobs.get(
+        "all", 0
+    )
+    synth_jobs = [block for block in result.stderr.split("\n\n") if "rule synth_shard:" in block]
+    assert synth_jobs and all("gpu=1" in block for block in synth_jobs)
