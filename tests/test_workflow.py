@@ -140,7 +140,8 @@ def dry_run_from(copy: Path, workdir: Path) -> dict[str, int]:
 
 
 def test_code_changes_rerun_by_content_not_by_file_time(built, tmp_path):
-    workdir, _ = built
+    workdir, config = built
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))  # earlier tests leave edited ones
     copy = checkout(tmp_path)
     assert dry_run_from(copy, workdir) == {}  # a fresh checkout, or `touch`, reruns nothing
     module = copy / "src/cdsynth/lm_scoring.py"
@@ -208,10 +209,12 @@ def test_synthesis_rebuilt_from_scratch_is_byte_identical(built):
     assert {p.name: read_json(p / "manifest.json")["shards"] for p in (workdir / SYNTH).iterdir()} == before
 
 
-def start_killable(workdir: Path, config: dict, target: str) -> tuple[list[str], subprocess.Popen]:
-    """Snakemake on one core for `target`, in its own session so that the whole run can be killed."""
+def start_killable(
+    workdir: Path, config: dict, target: str, cores: int
+) -> tuple[list[str], subprocess.Popen]:
+    """Snakemake for `target`, in its own session so that the whole run can be killed."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [*SNAKEMAKE[:-1], "1", target, "--directory", str(workdir)]
+    command = [*SNAKEMAKE[:-1], str(cores), target, "--directory", str(workdir)]
     command += ["--configfile", str(workdir / "config.yaml")]
     log = open(workdir / "killed_run.log", "w")  # noqa: SIM115 (the child keeps it; closed with the run)
     return command, subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
@@ -240,7 +243,7 @@ def test_killed_synthesis_keeps_finished_shards(built):
     corpus = workdir / SYNTH / CD
     uninterrupted = {path.name: sha256_file(path) for path in corpus.glob("shard-*.arrow")}
     shutil.rmtree(corpus)
-    command, proc = start_killable(workdir, config, f"{SYNTH}/{CD}/manifest.json")
+    command, proc = start_killable(workdir, config, f"{SYNTH}/{CD}/manifest.json", cores=1)
     # Killed once Snakemake has recorded the first shard as done, while the second one is being generated.
     kill_when(proc, workdir, lambda: "1 of 3 steps" in (workdir / "killed_run.log").read_text())
     finished = sorted(corpus.glob("shard-*.arrow"))
@@ -257,7 +260,8 @@ def test_killed_training_resumes_from_its_last_save(built):
     run = workdir / "results/models/micro/seed43"
     uninterrupted = sha256_file(run / "step20/model.safetensors")
     shutil.rmtree(run)
-    command, proc = start_killable(workdir, config, "results/models/micro/seed43/metrics.csv")
+    # The threads of the uninterrupted run, so that the float sums are the same.
+    command, proc = start_killable(workdir, config, "results/models/micro/seed43/metrics.csv", cores=2)
     kill_when(proc, workdir, lambda: (run / ".partial/state.pt").exists())  # saved at step 10 of 20
     assert not (run / "step20").exists()
     result = rerun(command)
