@@ -163,7 +163,7 @@ def synth_params(name):
 
 
 for name, spec in SYNTH_CORPORA.items():
-    if config["synth"]["backend"] != synth_params(name)["backend"]:
+    if config["synth"]["backend"] != backend_for(config["synth"]["backend"], amateur_source(spec)[1]):
         logger.warning(
             f"synthetic corpus {name}: vLLM has no attention dropout, so its {spec['amateur']} amateur "
             "runs on the torch engine"

@@ -98,8 +98,9 @@ def test_sampled_first_tokens_follow_the_same_distribution(pair, prompts):
     scoring, decoder, engine = pair
     prompt = prompts[0]
     ids = torch.tensor([prompt])
-    logits = [m(input_ids=ids).logits[:, -1] for m in (decoder.expert, decoder.amateur) if m is not None]
-    exact = torch.softmax(next_token_scores(logits[0], logits[-1], scoring).double(), dim=-1)[0].numpy()
+    expert = decoder.expert(input_ids=ids).logits[:, -1]
+    amateur = None if decoder.amateur is None else decoder.amateur(input_ids=ids).logits[:, -1]
+    exact = torch.softmax(next_token_scores(expert, amateur, scoring).double(), dim=-1)[0].numpy()
     vocab = exact.size
     generator = torch.Generator().manual_seed(1)
     from_torch = counts(generate(decoder, [prompt] * DRAWS, scoring, 1, generator)[:, 0].tolist(), vocab)

@@ -45,10 +45,11 @@ def code_digest(script: str | Path) -> str:
     todo = [Path(script).resolve()]
     while todo:
         path = todo.pop()
-        if label(path) in trees:
+        name = label(path)
+        if name in trees:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        trees[label(path)] = ast.dump(tree)
+        trees[name] = ast.dump(tree)
         todo += [file for file in map(module_file, imported_modules(tree)) if file is not None]
     digest = hashlib.sha256()
     for name in sorted(trees):

@@ -60,10 +60,11 @@ def load_pair_tokenizer(
             f"({len(tokenizer)} vs {len(amateur_tok)} tokens): contrastive decoding needs one shared "
             "vocabulary. Use an amateur trained with the expert's tokenizer."
         )
-    if vocab_size(expert_dir) != vocab_size(amateur_dir):
+    sizes = vocab_size(expert_dir), vocab_size(amateur_dir)
+    if sizes[0] != sizes[1]:
         raise DataError(
-            f"vocabulary sizes differ: expert {vocab_size(expert_dir)}, amateur {vocab_size(amateur_dir)} "
-            f"({amateur_dir}). Use models built with the same tokenizer."
+            f"vocabulary sizes differ: expert {sizes[0]}, amateur {sizes[1]} ({amateur_dir}). Use models "
+            "built with the same tokenizer."
         )
     return tokenizer
 

@@ -130,6 +130,7 @@ class VllmEngine:
             kv_cache_memory_bytes=None if on_gpu else kv_cache_bytes(models, batch_size * max_len),
             # CUDA graphs for the two-stack model are untested (no GPU was lent); opt in with the variable.
             enforce_eager=os.environ.get("CDSYNTH_VLLM_CUDA_GRAPHS") != "1",
+            skip_tokenizer_init=True,  # prompts arrive as token ids and come back as ids
             seed=0,
             disable_log_stats=True,
         )

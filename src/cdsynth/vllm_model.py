@@ -20,7 +20,8 @@ from transformers import LlamaConfig
 from vllm.config import VllmConfig
 from vllm.model_executor.models.llama import LlamaForCausalLM
 
-from cdsynth.scoring import Scoring, next_token_scores
+from cdsynth.corpus_spec import Scoring
+from cdsynth.scoring import next_token_scores
 
 AMATEUR = "amateur."
 
