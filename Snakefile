@@ -34,7 +34,7 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        baseline_checkpoints(),
+        baseline_runs(),
         synth_manifests(),
         baseline_evaluations(),
         all_results(),

@@ -84,19 +84,6 @@ def saved_steps():
     return checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])
 
 
-def checkpoint_dirs(model, seed):
-    return [f"{model_dir(model, seed)}/step{step}" for step in saved_steps()]
-
-
-def baseline_checkpoints():
-    return [
-        path
-        for model, seeds in config["baseline"].items()
-        for seed in seeds
-        for path in checkpoint_dirs(model, seed)
-    ]
-
-
 GOOD = config["synth"]["good"]
 GOOD_RUN = model_dir(GOOD["model"], GOOD["seed"])
 GOOD_ID = f"{GOOD['model']}-seed{GOOD['seed']}-step{GOOD['step']}"
@@ -127,29 +114,23 @@ def synth_manifests():
     return [f"{SYNTH_ROOT}/{name}/manifest.json" for name in SYNTH_CORPORA]
 
 
-def expert_inputs():
-    """GOOD's checkpoint; for step "best", the whole run, since the best step is known only after it."""
-    if GOOD["step"] == "best":
-        return checkpoint_dirs(GOOD["model"], GOOD["seed"]) + [f"{GOOD_RUN}/metrics.csv"]
-    return [f"{GOOD_RUN}/step{GOOD['step']}"]
-
-
 def amateur_source(spec):
-    """(directory, attention dropout) of a corpus's amateur."""
+    """(training run, checkpoint directory, attention dropout) of a corpus's amateur."""
     kind, _, value = spec.get("amateur", "").partition(":")
     if kind == "early":
-        return f"{GOOD_RUN}/step{value}", None
+        return GOOD_RUN, f"{GOOD_RUN}/step{value}", None
     if kind == "small":
-        return checkpoint_dirs(value, GOOD["seed"])[-1], None
+        run = model_dir(value, GOOD["seed"])
+        return run, f"{run}/step{saved_steps()[-1]}", None
     if kind == "dropout":
-        return None, float(value)
-    return None, None
+        return None, None, float(value)
+    return None, None, None
 
 
 def synth_params(name):
     """The whole definition of one corpus: scoring, amateur, protocol, GOOD and the backend that runs it."""
     spec = SYNTH_CORPORA[name]
-    amateur_dir, dropout = amateur_source(spec)
+    _, amateur_dir, dropout = amateur_source(spec)
     protocol = {key: value for key, value in config["synth"].items() if key not in ("good", "tensor_parallel")}
     return {
         "scoring": scoring_of(spec).as_dict(),
@@ -163,7 +144,7 @@ def synth_params(name):
 
 
 for name, spec in SYNTH_CORPORA.items():
-    if config["synth"]["backend"] != backend_for(config["synth"]["backend"], amateur_source(spec)[1]):
+    if config["synth"]["backend"] != backend_for(config["synth"]["backend"], amateur_source(spec)[2]):
         logger.warning(
             f"synthetic corpus {name}: vLLM has no attention dropout, so its {spec['amateur']} amateur "
             "runs on the torch engine"
@@ -175,17 +156,17 @@ for task in TASK_DIRS:
     task_dir(config["eval"]["data_dir"], task)
 
 
-def eval_dir(model, seed, step):
-    return f"{RESULTS}/eval/{model}/seed{seed}/step{step}"
+def eval_dir(run, seed):
+    """A run's evaluations: one step<N>/ directory per checkpoint."""
+    return f"{RESULTS}/eval/{run}/seed{seed}"
+
+
+def baseline_runs():
+    return [model_dir(model, seed) for model, seeds in config["baseline"].items() for seed in seeds]
 
 
 def baseline_evaluations():
-    return [
-        f"{eval_dir(model, seed, step)}/scores.json"
-        for model, seeds in config["baseline"].items()
-        for seed in seeds
-        for step in saved_steps()
-    ]
+    return [eval_dir(model, seed) for model, seeds in config["baseline"].items() for seed in seeds]
 
 
 # Experiments: the baseline runs, or one mixture run per seed named by what defines it (GOOD, corpus,
@@ -212,7 +193,11 @@ def experiment_run(name):
 def experiment_evaluations(name):
     """{seed: {step: eval dir}} of an experiment's checkpoints."""
     run = experiment_run(name)
-    return {seed: {step: f"{RESULTS}/eval/{run}/seed{seed}/step{step}" for step in saved_steps()} for seed in MIX["seeds"]}
+    return {seed: {step: f"{eval_dir(run, seed)}/step{step}" for step in saved_steps()} for seed in MIX["seeds"]}
+
+
+def experiment_runs(name):
+    return [model_dir(experiment_run(name), seed) for seed in MIX["seeds"]]
 
 
 def experiment_metrics(name):

@@ -1,28 +1,30 @@
-# Every saved checkpoint (baseline or mixture run) -> perplexity and the BabyLM 2025 suite: scores.json +
-# per-item predictions.
+# Each training run -> perplexity and the BabyLM 2025 suite of every checkpoint it saved:
+# eval/<run>/seed<S>/step<N>/scores.json + per-item predictions.
+#
+# One job per run, not per checkpoint: the paper grid would otherwise be ~4,000 jobs, and Snakemake's
+# DAG work on them alone made an up-to-date `snakemake -n` take 7 s instead of 3 (bench/RESULTS.md).
 
 
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/models/{{run}}/seed{{seed}}/step{{step}}",
+        run=model_dir("{run}", "{seed}"),
         test=f"{RESULTS}/corpus/test.arrow",
     output:
-        scores=f"{RESULTS}/eval/{{run}}/seed{{seed}}/step{{step}}/scores.json",
-        predictions=f"{RESULTS}/eval/{{run}}/seed{{seed}}/step{{step}}/predictions.parquet",
+        directory(eval_dir("{run}", "{seed}")),
     wildcard_constraints:
         run=r".+",
         seed=r"\d+",
-        step=r"\d+",
     params:
         code=code_of("evaluate.py"),
+        steps=saved_steps(),
         data_dir=config["eval"]["data_dir"],
         max_items=config["eval"]["max_items_per_task"],
         batch_size=config["eval"]["batch_size"],
         window=config["eval"]["window"] or config["shards"]["block_size"],
     log:
-        f"{LOGS}/evaluate/{{run}}/seed{{seed}}/step{{step}}.log",
+        f"{LOGS}/evaluate/{{run}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{run}}/seed{{seed}}/step{{step}}.tsv"
+        f"{BENCH}/evaluate/{{run}}/seed{{seed}}.tsv"
     threads: config["resources"]["eval"]["threads"]
     resources:
         **job_resources("eval"),

@@ -41,9 +41,7 @@ rule train_mixture:
         tokenizer=f"{RESULTS}/tokenizer",
         synthetic=f"{RESULTS}/synth/{{good}}/{{name}}/tokens",
     output:
-        checkpoints=[directory(path) for path in checkpoint_dirs("{model}/mix/{good}/{name}/{mixing}", "{seed}")],
-        metrics=f"{RESULTS}/models/{{model}}/mix/{{good}}/{{name}}/{{mixing}}/seed{{seed}}/metrics.csv",
-        curve=f"{RESULTS}/models/{{model}}/mix/{{good}}/{{name}}/{{mixing}}/seed{{seed}}/curve.png",
+        run=directory(model_dir("{model}/mix/{good}/{name}/{mixing}", "{seed}")),
     wildcard_constraints:
         model=r"[^/]+",
         good=r"[^/]+",

@@ -3,12 +3,7 @@
 
 rule experiment_summary:
     input:
-        lambda wc: [
-            f"{directory}/{name}"
-            for by_step in experiment_evaluations(wc.experiment).values()
-            for directory in by_step.values()
-            for name in ("scores.json", "predictions.parquet")
-        ],
+        lambda wc: [eval_dir(experiment_run(wc.experiment), seed) for seed in MIX["seeds"]],
     output:
         summary=f"{RESULTS}/experiments/{{experiment}}/summary.json",
         replicates=f"{RESULTS}/experiments/{{experiment}}/replicates.npz",
@@ -38,7 +33,7 @@ rule experiment_summary:
 rule table:
     input:
         summaries=lambda wc: [f"{experiment_dir(name)}/summary.json" for name in TABLES[wc.table]],
-        metrics=lambda wc: [path for name in TABLES[wc.table] for path in experiment_metrics(name).values()],
+        runs=lambda wc: [run for name in TABLES[wc.table] for run in experiment_runs(name)],
     output:
         csv=report(
             f"{RESULTS}/table_{{table}}.csv",

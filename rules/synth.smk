@@ -3,8 +3,8 @@
 
 rule synth_shard:
     input:
-        expert=expert_inputs(),
-        amateur=lambda wc: [path for path in amateur_source(SYNTH_CORPORA[wc.name])[:1] if path],
+        expert=GOOD_RUN,
+        amateur=lambda wc: [run for run in amateur_source(SYNTH_CORPORA[wc.name])[:1] if run],
         prompts=f"{RESULTS}/corpus/seed.arrow",
     output:
         f"{SYNTH_ROOT}/{{name}}/shard-{{shard}}.arrow",
@@ -14,7 +14,6 @@ rule synth_shard:
     params:
         code=code_of("synthesize_shard.py"),
         synth=lambda wc: synth_params(wc.name),
-        expert_run=GOOD_RUN,
         tensor_parallel=config["synth"]["tensor_parallel"],
     log:
         f"{LOGS}/synth/{GOOD_ID}/{{name}}/shard-{{shard}}.log",

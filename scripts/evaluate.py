@@ -1,18 +1,17 @@
-"""Snakemake job: evaluate one checkpoint (perplexity + BabyLM 2025 suite)."""
+"""Snakemake job: evaluate every checkpoint of one run (perplexity + BabyLM 2025 suite)."""
 
-from pathlib import Path
-
-from cdsynth.evaluate import evaluate_checkpoint
+from cdsynth.evaluate import evaluate_run
 from cdsynth.jobs import run_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(
     smk,
-    lambda: evaluate_checkpoint(
-        smk.input.checkpoint,
+    lambda: evaluate_run(
+        smk.input.run,
+        smk.params.steps,
         smk.params.data_dir,
         smk.input.test,
-        Path(smk.output.scores).parent,
+        smk.output[0],
         max_items=smk.params.max_items,
         batch_size=smk.params.batch_size,
         window=smk.params.window,

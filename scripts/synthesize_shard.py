@@ -13,7 +13,8 @@ good_step = params["good"]["step"]
 
 
 def job() -> None:
-    expert = best_checkpoint(smk.params.expert_run) if good_step == "best" else Path(smk.input.expert[0])
+    run = smk.input.expert
+    expert = best_checkpoint(run) if good_step == "best" else Path(run) / f"step{good_step}"
     synthesize_shards(
         expert_dir=expert,
         amateur_dir=params["amateur_dir"],

@@ -1,7 +1,5 @@
 """Snakemake job: train one model from token shards (plus synthetic ones for a mixture); GPUs -> DDP."""
 
-from pathlib import Path
-
 from cdsynth.jobs import run_job
 from cdsynth.train import TrainConfig, launch
 
@@ -15,6 +13,6 @@ run_job(
         valid_shards=smk.input.valid,
         tokenizer_dir=smk.input.tokenizer,
         synthetic_shards=smk.input.get("synthetic"),
-        out_dir=str(Path(smk.output.metrics).parent),
+        out_dir=smk.output.run,
     ),
 )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,7 +17,8 @@ from transformers import AutoTokenizer
 
 from cdsynth.babylm import load_items
 from cdsynth.errors import DataError
-from cdsynth.evaluate import aggregate, evaluate_checkpoint
+from cdsynth.evaluate import aggregate, evaluate_checkpoint, evaluate_run
+from cdsynth.io import read_json, work_dir
 from cdsynth.lm_scoring import completion_logprobs, encode_candidates
 from cdsynth.models import build_model
 from cdsynth.pair import load_causal_lm
@@ -204,3 +208,50 @@ def test_a_missing_task_directory_is_named(micro_run, prepared, tmp_path):
         evaluate_checkpoint(
             micro_run / "step40", tmp_path, prepared["corpus"] / "test.arrow", tmp_path / "out"
         )
+
+
+def evaluate_micro_run(micro_run, prepared, eval_data, out, max_items=ITEMS) -> None:
+    test = prepared["corpus"] / "test.arrow"
+    evaluate_run(micro_run, [20, 40], eval_data, test, out, max_items=max_items, batch_size=32, window=32)
+
+
+def test_a_run_is_evaluated_checkpoint_by_checkpoint(micro_run, prepared, eval_data, evaluated, tmp_path):
+    evaluate_micro_run(micro_run, prepared, eval_data, tmp_path / "seed3")
+    assert sorted(p.name for p in (tmp_path / "seed3").iterdir()) == ["step20", "step40"]
+    assert read_json(tmp_path / "seed3/step40/scores.json")["scores"] == evaluated[0]["scores"]
+    assert not work_dir(tmp_path / "seed3").exists()
+
+
+def test_a_missing_checkpoint_is_named_before_any_evaluation(micro_run, prepared, eval_data, tmp_path):
+    test = prepared["corpus"] / "test.arrow"
+    with pytest.raises(DataError, match="no step60. Train the run first"):
+        evaluate_run(micro_run, [20, 60], eval_data, test, tmp_path / "seed3")
+    assert not work_dir(tmp_path / "seed3").exists()
+
+
+KILLED_EVALUATION = """
+import sys
+from cdsynth.evaluate import evaluate_run
+run, test, data, out = sys.argv[1:]
+evaluate_run(run, [20, 40], data, test, out, max_items=4, batch_size=32, window=32)
+"""
+
+
+def test_a_killed_evaluation_redone_with_other_settings_starts_over(
+    micro_run, prepared, eval_data, tmp_path, capfd
+):
+    out = tmp_path / "seed3"
+    paths = [micro_run, prepared["corpus"] / "test.arrow", eval_data, out]
+    command = [sys.executable, "-c", KILLED_EVALUATION, *map(str, paths)]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    finished = work_dir(out) / "step20/scores.json"
+    deadline = time.monotonic() + 120
+    while not finished.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert finished.exists() and not out.exists(), "the evaluation must be killed midway"
+    evaluate_micro_run(micro_run, prepared, eval_data, out, max_items=ITEMS + 1)
+    assert "discarding" in capfd.readouterr().out
+    for step in ("step20", "step40"):
+        assert read_json(out / step / "scores.json")["max_items_per_task"] == ITEMS + 1

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from helpers import REPO, job_counts, snakemake, tiny_config
 
+from cdsynth.experiments import read_history
 from cdsynth.tables import read_table
 
 SCRIPT = REPO / "workflow/cluster/local_slurm.sh"
@@ -53,3 +54,29 @@ def test_a_tiny_config_runs_end_to_end_through_sbatch(cluster, tmp_path, corpus_
     assert submitted == jobs["total"] - jobs.get("all", 0)
     synth_jobs = [block for block in result.stderr.split("\n\n") if "rule synth_shard:" in block]
     assert synth_jobs and all("gpu=1" in block for block in synth_jobs)
+
+
+def test_a_training_job_that_hits_its_time_limit_resumes_on_retry(cluster, tmp_path, corpus_dir):
+    config = tiny_config(corpus_dir)
+    config["baseline"] = {"micro": [42]}
+    config["synth"]["good"]["step"] = "best"
+    config["experiments"] = {"Baseline": {}}
+    config["tables"] = {"main": ["Baseline"]}
+    run = "results/models/micro/seed42"
+    # Without SLURM: the data, and a short run that times a training step on this machine.
+    config["train"].update(steps=200, save_every=200)
+    local = snakemake(tmp_path, config, run)
+    assert local.returncode == 0, local.stderr[-3000:]
+    seconds_per_step = read_history(tmp_path / run / "metrics.csv")[-1]["elapsed_s"] / 200
+    # About 100 s of training against a 1-minute limit, which SLURM enforces within 30 s of it: the first
+    # attempt is killed midway, and a retry that resumes has less than a minute left to do.
+    steps = round(100 / seconds_per_step)
+    config["train"].update(steps=steps, save_every=max(1, steps // 20))
+    config["resources"]["train"]["runtime"] = 1
+    profile = REPO / "workflow/profiles/slurm-local"
+    result = snakemake(tmp_path, config, "--profile", str(profile), "--retries", "3", run, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Time limit exhausted for JobId=" in (cluster / "slurmctld.log").read_text()
+    log = (tmp_path / "results/logs/train_baseline/micro/seed42.log").read_text()
+    assert "resuming from step" in log, log[-3000:]
+    assert read_history(tmp_path / run / "metrics.csv")[-1]["step"] == steps

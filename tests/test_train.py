@@ -16,6 +16,8 @@ import torch
 from helpers import MICRO_ARCH
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cdsynth.errors import ConfigError
+from cdsynth.io import work_dir
 from cdsynth.schedule import checkpoint_steps
 from cdsynth.train import (
     Dist,
@@ -69,7 +71,7 @@ def test_training_lowers_validation_loss_and_saves_loadable_checkpoints(prepared
     assert val == sorted(val, reverse=True) and val[-1] < val[0] - 0.05
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 4
     assert (tmp_path / "run" / "curve.png").stat().st_size > 1000
-    assert not (tmp_path / "run" / ".partial").exists()
+    assert not work_dir(tmp_path / "run").exists()
 
     step = tmp_path / "run" / "step60"
     model = AutoModelForCausalLM.from_pretrained(step)
@@ -101,13 +103,13 @@ def test_killed_run_resumes_to_bitwise_identical_weights(prepared, tmp_path):
     spec.write_text(json.dumps({"config": asdict(cfg), **paths}))
     command = [sys.executable, "-m", "cdsynth.train", "--spec", str(spec)]
     proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    state = out / ".partial" / "state.pt"
+    state = work_dir(out) / "state.pt"
     deadline = time.monotonic() + 120
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert state.exists() and not (out / "metrics.csv").exists(), "the run must be killed midway"
+    assert state.exists() and not out.exists(), "the run must be killed midway"
     killed_at = torch.load(state, weights_only=False)["step"]
     assert killed_at < cfg.steps
 
@@ -121,13 +123,20 @@ def test_killed_run_resumes_to_bitwise_identical_weights(prepared, tmp_path):
 
 
 def test_a_state_saved_by_other_settings_is_discarded(prepared, tmp_path):
-    work = tmp_path / "run" / ".partial"
+    work = work_dir(tmp_path / "run")
     save_state(work / "state.pt", {"fingerprint": "saved-by-another-config", "step": 10})
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.AdamW(model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     assert resume(work, "this-config", model, optimizer, scheduler, Dist()) == (0, [])
     assert not work.exists()
+
+
+def test_training_into_a_directory_of_other_files_is_refused(prepared, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a training run")
+    with pytest.raises(ConfigError, match="not empty and not a training run"):
+        run(micro_config(steps=2, save_every=2), prepared, tmp_path)
+    assert (tmp_path / "notes.txt").exists() and not work_dir(tmp_path).exists()
 
 
 def test_two_process_ddp_matches_one_process(prepared, tmp_path):

@@ -16,7 +16,7 @@ from helpers import CD, REPO, SNAKEMAKE, SYNTH, job_counts, snakemake, tiny_conf
 from transformers import AutoModelForCausalLM
 
 from cdsynth.experiments import read_history
-from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.io import read_arrow, read_json, sha256_file, work_dir
 from cdsynth.synth import shard_metadata
 from cdsynth.tables import columns, read_table
 
@@ -50,7 +50,7 @@ def test_baseline_checkpoints_are_built_and_loadable(built):
         "reading",
     }
     assert (workdir / "results/eval/micro/seed42/step10/predictions.parquet").exists()
-    for rule in ("corpus", "tokenizer", "train_baseline/micro/seed42", "evaluate/micro/seed42/step20"):
+    for rule in ("corpus", "tokenizer", "train_baseline/micro/seed42", "evaluate/micro/seed42"):
         assert (workdir / f"results/logs/{rule}.log").exists()
         assert (workdir / f"results/benchmarks/{rule}.tsv").exists()
 
@@ -74,11 +74,11 @@ def test_editing_a_training_value_reruns_only_training(built):
         "synth_manifest": 2,
         "synth_tokens": 2,
         "train_mixture": 4,
-        "evaluate": 12,
+        "evaluate": 6,
         "experiment_summary": 3,
         "table": 1,
         "all": 1,
-        "total": 31,
+        "total": 25,
     }
     assert job_counts(result.stdout + result.stderr) == expected
 
@@ -94,11 +94,11 @@ def test_editing_one_corpus_reruns_only_that_corpus(built):
         "synth_manifest": 1,
         "synth_tokens": 1,
         "train_mixture": 2,
-        "evaluate": 4,
+        "evaluate": 2,
         "experiment_summary": 1,
         "table": 1,
         "all": 1,
-        "total": 13,
+        "total": 11,
     }
 
 
@@ -149,7 +149,7 @@ def test_code_changes_rerun_by_content_not_by_file_time(built, tmp_path):
     assert dry_run_from(copy, workdir) == {}
     module.write_text(module.read_text() + "\nUNUSED = 1\n")
     counts = dry_run_from(copy, workdir)  # evaluations use lm_scoring; nothing upstream of them does
-    assert counts["evaluate"] == 12 and counts["experiment_summary"] == 3 and counts["table"] == 1
+    assert counts["evaluate"] == 6 and counts["experiment_summary"] == 3 and counts["table"] == 1
     assert not {"train_baseline", "synth_shard", "train_mixture"} & set(counts)
     script = copy / "scripts/write_table.py"
     module.write_text(module.read_text().removesuffix("\nUNUSED = 1\n"))
@@ -261,13 +261,29 @@ def test_killed_training_resumes_from_its_last_save(built):
     uninterrupted = sha256_file(run / "step20/model.safetensors")
     shutil.rmtree(run)
     # The threads of the uninterrupted run, so that the float sums are the same.
-    command, proc = start_killable(workdir, config, "results/models/micro/seed43/metrics.csv", cores=2)
-    kill_when(proc, workdir, lambda: (run / ".partial/state.pt").exists())  # saved at step 10 of 20
-    assert not (run / "step20").exists()
+    command, proc = start_killable(workdir, config, "results/models/micro/seed43", cores=2)
+    kill_when(proc, workdir, lambda: (work_dir(run) / "state.pt").exists())  # saved at step 10 of 20
+    assert not run.exists()
     result = rerun(command)
     log = (workdir / "results/logs/train_baseline/micro/seed43.log").read_text()
     assert "resuming from step 10" in log, log[-2000:] + result.stderr[-2000:]
     assert sha256_file(run / "step20/model.safetensors") == uninterrupted
+
+
+def test_killed_evaluation_keeps_the_checkpoints_it_finished(built):
+    workdir, config = built
+    out = workdir / "results/eval/micro/seed43"
+    uninterrupted = {step: read_json(out / f"{step}/scores.json")["scores"] for step in ("step10", "step20")}
+    shutil.rmtree(out)
+    command, proc = start_killable(workdir, config, "results/eval/micro/seed43", cores=2)
+    # Killed once step10 is evaluated, while step20 is.
+    kill_when(proc, workdir, lambda: (work_dir(out) / "step10/scores.json").exists())
+    assert not out.exists()
+    result = rerun(command)
+    log = (workdir / "results/logs/evaluate/micro/seed43.log").read_text()
+    assert "keeping step 10, evaluated by an earlier attempt" in log, log[-2000:] + result.stderr[-2000:]
+    assert {step: read_json(out / f"{step}/scores.json")["scores"] for step in uninterrupted} == uninterrupted
+    assert not work_dir(out).exists()
 
 
 @pytest.mark.parametrize(

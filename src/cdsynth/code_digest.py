@@ -39,6 +39,13 @@ def label(path: Path) -> str:
 
 
 @cache
+def parsed(path: Path) -> tuple[str, list[Path]]:
+    """(dump of the syntax tree, package files imported) of one file; rules share most of their modules."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return ast.dump(tree), [file for file in map(module_file, imported_modules(tree)) if file is not None]
+
+
+@cache
 def code_digest(script: str | Path) -> str:
     """A 16-hex-digit digest of `script` and the package modules it reaches through imports."""
     trees: dict[str, str] = {}
@@ -48,9 +55,8 @@ def code_digest(script: str | Path) -> str:
         name = label(path)
         if name in trees:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        trees[name] = ast.dump(tree)
-        todo += [file for file in map(module_file, imported_modules(tree)) if file is not None]
+        trees[name], imports = parsed(path)
+        todo += imports
     digest = hashlib.sha256()
     for name in sorted(trees):
         digest.update(f"{name}\0{trees[name]}\0".encode())

@@ -1,4 +1,4 @@
-"""Evaluate one checkpoint: perplexity on the corpus test split and the BabyLM 2025 zero-shot suite.
+"""Evaluate checkpoints: perplexity on the corpus test split and the BabyLM 2025 zero-shot suite.
 
 Scores follow the official pipeline (`../shared/REFERENCE.md` §2): accuracy per subtask then
 macro-averaged (Entity Tracking: per file x numops, then per file group, then over the groups); WUG is the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,7 +25,8 @@ from scipy.stats import rankdata
 from transformers import AutoTokenizer
 
 from cdsynth.babylm import TASK_DIRS, load_items, load_reading, subsample, task_dir
-from cdsynth.io import atomic_path, read_arrow, write_json
+from cdsynth.errors import DataError
+from cdsynth.io import atomic_path, read_arrow, read_json, sha256_file, work_dir, write_json
 from cdsynth.lm_scoring import completion_logprobs, document_nlls
 from cdsynth.pair import load_causal_lm
 
@@ -268,6 +270,49 @@ def evaluate_checkpoint(
     write_json(scores, Path(out_dir) / "scores.json")
     print(f"evaluated {checkpoint} in {time.perf_counter() - start:.1f} s: {scores['scores']}")
     return scores
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    steps: list[int],
+    data_dir: str | os.PathLike,
+    test_arrow: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    max_items: int | None = None,
+    batch_size: int = 64,
+    window: int | None = None,
+    threads: int = 1,
+) -> None:
+    """Evaluate a run's checkpoints into `out_dir/step<N>/`; a killed job keeps what it finished.
+
+    Work goes to `<out_dir>.partial/` (Snakemake deletes a job's outputs before it reruns it) and moves
+    into place at the end. Finished checkpoints are kept only for the same training run (its
+    metrics.csv) and the same evaluation settings.
+    """
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    missing = [f"step{step}" for step in steps if not (run_dir / f"step{step}").is_dir()]
+    if missing:
+        raise DataError(f"{run_dir}: no {', '.join(missing)}. Train the run first (rerun Snakemake).")
+    settings = {"max_items": max_items, "batch_size": batch_size, "window": window}
+    key = {"run": sha256_file(run_dir / "metrics.csv"), "data_dir": str(data_dir), **settings}
+    work = work_dir(out_dir)
+    stamp = work / "evaluating.json"
+    if work.exists() and (not stamp.exists() or read_json(stamp) != key):
+        print(f"discarding {work}: it belongs to other settings or another training run")
+        shutil.rmtree(work)
+    write_json(key, stamp)
+    for step in steps:
+        if (work / f"step{step}/scores.json").exists():
+            print(f"keeping step {step}, evaluated by an earlier attempt")
+            continue
+        evaluate_checkpoint(
+            run_dir / f"step{step}", data_dir, test_arrow, work / f"step{step}", **settings, threads=threads
+        )
+    stamp.unlink()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(work, out_dir)
 
 
 def write_predictions(rows: list[dict], path: Path) -> None:

@@ -46,6 +46,11 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         raise
 
 
+def work_dir(out_dir: str | os.PathLike) -> Path:
+    """Where a resumable job keeps its progress: beside its output, which Snakemake deletes on a rerun."""
+    return Path(f"{out_dir}.partial")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -1,9 +1,10 @@
 """The trainer: one implementation for baselines and mixtures, resumable bit for bit on CPU.
 
-A run writes into `<out>/.partial/` while it works: a checkpoint directory per save step and a
+A run writes into `<out>.partial/` while it works: a checkpoint directory per save step and a
 `state.pt` with everything needed to continue (model, optimizer, scheduler, RNG, step, metrics).
-Only when the last step is done are the checkpoints moved to `<out>/step<N>/`, so Snakemake never
-sees (or deletes) a half-finished run, and a killed job continues from its last save.
+Only when the last step is done does `<out>/` appear, whole: `step<N>/` checkpoints, metrics.csv and
+curve.png. Snakemake deletes a job's outputs before rerunning it, and never sees this work directory,
+so a killed job continues from its last save.
 
 Launch with several GPUs through `torchrun -m cdsynth.train --spec spec.json` (DDP); with one
 device or none, call `train()` directly.
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from cdsynth.batches import MixedBatches
 from cdsynth.errors import ConfigError, DataError
-from cdsynth.io import atomic_path, read_json
+from cdsynth.io import atomic_path, read_json, work_dir
 from cdsynth.models import build_model
 from cdsynth.plots import plot_training_curve
 from cdsynth.schedule import checkpoint_steps
@@ -267,8 +268,14 @@ def start_run(cfg: TrainConfig, data_ids: tuple[str, ...], tokenizer_dir, out_di
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg)),
         tokenizer=tokenizer,
         fingerprint=run_fingerprint(cfg, *data_ids),
-        work=Path(out_dir) / ".partial",
+        work=work_dir(out_dir),
     )
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """The finished run replaces `out_dir` whole, so it may only hold an earlier run, or nothing."""
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "metrics.csv").is_file():
+        raise ConfigError(f"{out_dir}: not empty and not a training run; train into a new or empty directory")
 
 
 def split_batch(cfg: TrainConfig, world: int) -> int:
@@ -321,6 +328,7 @@ def train(
     synthetic_shards: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Train (or resume) one run and publish `out_dir/step<N>/` checkpoints, metrics.csv and curve.png."""
+    check_out_dir(Path(out_dir))
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(cfg.threads)
     batches, valid_blocks, data_ids = load_data(
@@ -404,17 +412,16 @@ def resume(work: Path, fingerprint: str, model, optimizer, scheduler, ddp: Dist)
 
 
 def publish(work: Path, out_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Hard-link the finished checkpoints into place; metrics and curve last, then drop the work dir.
+    """Put the finished run in place in one rename, then drop the work dir.
 
-    Linking (not moving) keeps the work dir whole until the end, so a kill here loses nothing.
+    The checkpoints are hard-linked, not moved, so the work dir stays whole until the run is in place:
+    a kill before that resumes at the last step and publishes again.
     """
-    for row in history:
-        target = out_dir / f"step{row['step']}"
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(work / f"step{row['step']}", target, copy_function=os.link)
-    write_metrics(history, out_dir / "metrics.csv")
-    plot_training_curve(history, out_dir / "curve.png", title=out_dir.as_posix())
+    with atomic_path(out_dir, directory=True) as staged:
+        for row in history:
+            shutil.copytree(work / f"step{row['step']}", staged / f"step{row['step']}", copy_function=os.link)
+        write_metrics(history, staged / "metrics.csv")
+        plot_training_curve(history, staged / "curve.png", title=out_dir.as_posix())
     shutil.rmtree(work)
 
 
@@ -426,7 +433,7 @@ def launch(cfg: TrainConfig, gpus: int, **paths: str) -> None:
             print(f"asked for {gpus} GPUs, {available} visible: training on what is there", file=sys.stderr)
         train(cfg, **paths)
         return
-    spec = Path(paths["out_dir"]) / ".spec.json"
+    spec = Path(f"{paths['out_dir']}.spec.json")
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(json.dumps({"config": asdict(cfg), **paths}))
     command = [
