@@ -1,8 +1,8 @@
 # Each training run -> perplexity and the BabyLM 2025 suite of every checkpoint it saved:
 # eval/<run>/seed<S>/step<N>/scores.json + per-item predictions.
 #
-# One job per run, not per checkpoint: the paper grid would otherwise be ~4,000 jobs, and Snakemake's
-# DAG work on them alone made an up-to-date `snakemake -n` take 7 s instead of 3 (bench/RESULTS.md).
+# One job per run, not per checkpoint: the paper grid would otherwise have 4,176 evaluation jobs, and
+# Snakemake's DAG work on them made an up-to-date `snakemake -n` several times slower (bench/RESULTS.md).
 
 
 rule evaluate:
