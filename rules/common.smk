@@ -69,10 +69,18 @@ def code_of(script):
 
 
 def job_resources(group):
-    """Snakemake `resources:` for a rule group (threads are set separately)."""
+    """Snakemake `resources:` for a rule group (threads are set separately).
+
+    A retry gets `attempt` times the runtime: a synthesis shard stopped at its limit starts over, and a
+    job that ends just past its limit is marked TIMEOUT by SLURM, its output deleted, however complete.
+    """
     spec = config["resources"][group]
-    # `gpu` is the name the SLURM executor plugin turns into a GPU request.
-    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpus": spec["gpus"], "gpu": spec["gpus"]}
+    return {
+        "mem_mb": spec["mem_mb"],
+        "runtime": lambda wildcards, attempt: spec["runtime"] * attempt,
+        "gpus": spec["gpus"],
+        "gpu": spec["gpus"],  # the name the SLURM executor plugin turns into a GPU request
+    }
 
 
 def model_dir(model, seed):
