@@ -205,12 +205,13 @@ def experiment_evaluations(name):
 
 
 def experiment_runs(name):
-    return [model_dir(experiment_run(name), seed) for seed in MIX["seeds"]]
+    """{seed: training run directory} of an experiment."""
+    return {seed: model_dir(experiment_run(name), seed) for seed in MIX["seeds"]}
 
 
 def experiment_metrics(name):
     """{seed: metrics.csv} of an experiment's runs."""
-    return {seed: f"{model_dir(experiment_run(name), seed)}/metrics.csv" for seed in MIX["seeds"]}
+    return {seed: f"{run}/metrics.csv" for seed, run in experiment_runs(name).items()}
 
 
 def experiment_dir(name):

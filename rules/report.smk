@@ -33,7 +33,7 @@ rule experiment_summary:
 rule table:
     input:
         summaries=lambda wc: [f"{experiment_dir(name)}/summary.json" for name in TABLES[wc.table]],
-        runs=lambda wc: [run for name in TABLES[wc.table] for run in experiment_runs(name)],
+        runs=lambda wc: [run for name in TABLES[wc.table] for run in experiment_runs(name).values()],
     output:
         csv=report(
             f"{RESULTS}/table_{{table}}.csv",

@@ -26,7 +26,7 @@ from transformers import AutoTokenizer
 
 from cdsynth.babylm import TASK_DIRS, load_items, load_reading, subsample, task_dir
 from cdsynth.errors import DataError
-from cdsynth.io import atomic_path, read_arrow, read_json, sha256_file, work_dir, write_json
+from cdsynth.io import atomic_path, move_into_place, read_arrow, read_json, sha256_file, work_dir, write_json
 from cdsynth.lm_scoring import completion_logprobs, document_nlls
 from cdsynth.pair import load_causal_lm
 
@@ -310,9 +310,7 @@ def evaluate_run(
             run_dir / f"step{step}", data_dir, test_arrow, work / f"step{step}", **settings, threads=threads
         )
     stamp.unlink()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(work, out_dir)
+    move_into_place(work, out_dir)
 
 
 def write_predictions(rows: list[dict], path: Path) -> None:

@@ -35,15 +35,20 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         yield tmp
         # mkstemp/mkdtemp create private entries; give outputs the modes a plain open() would.
         os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
-        if directory and path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def move_into_place(source: Path, path: Path) -> None:
+    """Rename `source` onto `path`, replacing a directory there too (os.replace only replaces files)."""
+    if source.is_dir() and path.exists():
+        shutil.rmtree(path)
+    os.replace(source, path)
 
 
 def work_dir(out_dir: str | os.PathLike) -> Path:
