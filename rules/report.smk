@@ -69,6 +69,8 @@ rule table:
         summary_dirs=lambda wc: {name: experiment_dir(name) for name in TABLES[wc.table]},
         metrics=lambda wc: {name: experiment_metrics(name) for name in TABLES[wc.table]},
         confidence=config["stats"]["confidence"],
+        tasks=config["stats"]["tasks"],
+        gain_tasks=config["stats"]["relative_gain_tasks"],
     log:
         f"{LOGS}/table/{{table}}.log",
     benchmark:

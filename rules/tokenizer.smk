@@ -34,8 +34,7 @@ rule token_shards:
         split="train|test",
     params:
         code=code_of("build_shards.py"),
-        block_size=config["shards"]["block_size"],
-        blocks_per_shard=config["shards"]["blocks_per_shard"],
+        tokens_per_shard=config["shards"]["tokens_per_shard"],
     log:
         f"{LOGS}/token_shards/{{split}}.log",
     benchmark:

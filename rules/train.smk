@@ -9,6 +9,7 @@ def train_params(wildcards):
     return {
         "arch": config["models"][wildcards.model],
         "seed": int(wildcards.seed),
+        "block_size": config["shards"]["block_size"],
         **{key: train[key] for key in sorted(train)},
     }
 

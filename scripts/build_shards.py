@@ -1,4 +1,4 @@
-"""Snakemake job: one corpus split -> fixed-length blocks of token ids in Arrow shards."""
+"""Snakemake job: one corpus split -> its documents as token ids in Arrow shards."""
 
 from cdsynth.jobs import run_job
 from cdsynth.shards import build_shards
@@ -10,8 +10,7 @@ run_job(
         smk.input.corpus,
         smk.input.tokenizer,
         smk.output[0],
-        block_size=smk.params.block_size,
-        blocks_per_shard=smk.params.blocks_per_shard,
+        tokens_per_shard=smk.params.tokens_per_shard,
         threads=smk.threads,
     ),
 )

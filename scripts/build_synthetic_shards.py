@@ -1,4 +1,4 @@
-"""Snakemake job: a synthetic corpus -> training blocks, samples split on BOS/EOS."""
+"""Snakemake job: a synthetic corpus -> training documents, samples split on BOS/EOS, a share held out."""
 
 from cdsynth.jobs import run_job
 from cdsynth.shards import build_synthetic_shards
@@ -10,7 +10,8 @@ run_job(
         smk.input.manifest.rsplit("/", 1)[0],
         smk.input.tokenizer,
         smk.output[0],
-        block_size=smk.params.block_size,
-        blocks_per_shard=smk.params.blocks_per_shard,
+        tokens_per_shard=smk.params.tokens_per_shard,
+        holdout=smk.params.holdout,
+        holdout_seed=smk.params.holdout_seed,
     ),
 )

@@ -16,5 +16,7 @@ run_job(
         batch_size=smk.params.batch_size,
         window=smk.params.window,
         threads=smk.threads,
+        reading_predictor=smk.params.reading_predictor,
+        dtype=smk.params.dtype,
     ),
 )

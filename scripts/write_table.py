@@ -19,5 +19,7 @@ run_job(
             "curves": smk.output.curves,
         },
         smk.params.confidence,
+        tasks=smk.params.tasks,
+        gain_tasks=smk.params.gain_tasks,
     ),
 )

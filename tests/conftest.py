@@ -77,7 +77,10 @@ def prepared(tmp_path_factory, corpus_dir: Path) -> dict[str, Path]:
     train_tokenizer(root / "corpus" / "train.arrow", root / "tokenizer", vocab_size=1000)
     for split in ("train", "test"):
         build_shards(
-            root / "corpus" / f"{split}.arrow", root / "tokenizer", root / "tokens" / split, block_size=32
+            root / "corpus" / f"{split}.arrow",
+            root / "tokenizer",
+            root / "tokens" / split,
+            tokens_per_shard=20_000,
         )
     return {
         "corpus": root / "corpus",
@@ -98,6 +101,7 @@ def micro_run(prepared, tmp_path_factory) -> Path:
     cfg = TrainConfig(
         arch=MICRO_ARCH,
         seed=3,
+        block_size=32,
         steps=40,
         batch_size=8,
         micro_batch_size=8,

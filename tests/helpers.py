@@ -130,3 +130,38 @@ def job_counts(output: str) -> dict[str, int]:
             break
         counts[parts[0]] = int(parts[1])
     return counts
+
+
+def weights(run_dir: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in sorted(run_dir.glob("step*/model.safetensors"))}
+
+
+def kill_and_resume(cfg, paths: dict[str, str], tmp_path: Path) -> Path:
+    """Train `cfg` in a subprocess, kill -9 it after its first save, rerun it; returns the run directory."""
+    import json
+    import signal
+    import time
+    from dataclasses import asdict
+
+    import torch
+
+    from cdsynth.io import work_dir
+
+    out = tmp_path / "killed"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"config": asdict(cfg), **paths, "out_dir": str(out)}))
+    command = [sys.executable, "-m", "cdsynth.train", "--spec", str(spec)]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    state = work_dir(out) / "state.pt"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and not out.exists(), "the run must be killed midway"
+    killed_at = torch.load(state, weights_only=False)["step"]
+    assert killed_at < cfg.steps
+
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert f"resuming from step {killed_at}" in resumed.stderr
+    return out

@@ -69,6 +69,15 @@ def test_shipped_configs_are_valid(path):
             "resources.train.gpus: -1 is less than the minimum",
         ),
         (lambda c: c.update(extra_section={}), "'extra_section' was unexpected"),
+        (
+            lambda c: c["corpus"]["sources"]["wikipedia"].update(units="sentences"),
+            "corpus.sources.wikipedia.units: 'sentences' is not one of",
+        ),
+        (lambda c: c["train"].update(packing="random"), "train.packing: 'random' is not one of"),
+        (lambda c: c["synth"].update(dtype="float16"), "synth.dtype: 'float16' is not one of"),
+        (lambda c: c["mix"].update(synthetic_holdout=1), "mix.synthetic_holdout: 1 is greater than or equal"),
+        (lambda c: c["shards"].pop("tokens_per_shard"), "shards: 'tokens_per_shard' is a required property"),
+        (lambda c: cd(c).update(amateur="small:a/b"), "experiments.CD-Early-200.corpus.amateur: 'small:a/b'"),
     ],
 )
 def test_schema_rejects_a_bad_value_naming_the_field(edit, message):
@@ -100,7 +109,19 @@ def test_every_problem_is_listed_at_once():
         (lambda c: c["synth"]["good"].update(seed=7), "synth.good: tiny seed 7 is not a baseline run"),
         (lambda c: c["synth"]["good"].update(step=123), "synth.good.step: 123 is not a checkpoint step"),
         (lambda c: cd(c).update(amateur="early:77"), "experiments.CD-Early-200.corpus.amateur: step 77"),
-        (lambda c: cd(c).update(amateur="small:huge"), "experiments.CD-Early-200.corpus.amateur: huge seed"),
+        (lambda c: cd(c).update(amateur="small:huge"), "CD-Early-200.corpus.amateur: huge seed 42 is not"),
+        (
+            lambda c: cd(c).update(amateur="small:tiny@seed7"),
+            "experiments.CD-Early-200.corpus.amateur: tiny seed 7 is not a baseline run",
+        ),
+        (
+            lambda c: cd(c).update(amateur="small:tiny@seed43/step250"),
+            "experiments.CD-Early-200.corpus.amateur: step 250 is not a checkpoint step",
+        ),
+        (
+            lambda c: cd(c).update(ancestral_cut=-20),
+            "experiments.CD-Early-200.corpus.ancestral_cut: only ancestral sampling uses it",
+        ),
         (
             lambda c: c["experiments"]["No-Contrast"]["corpus"].update(amateur="early:200"),
             "only the `cd` method uses an amateur",
@@ -153,3 +174,9 @@ def test_synthesis_settings_are_checked_against_the_runs(edit, message):
 )
 def test_experiments_and_tables_are_checked(edit, message):
     assert message in rejected(edit)
+
+
+def test_a_small_amateur_may_name_another_seed_and_step_of_a_baseline_run():
+    config = copy.deepcopy(DEMO)
+    cd(config).update(amateur="small:tiny@seed43/step200")
+    validate_config(config, SCHEMA)

@@ -99,3 +99,12 @@ def test_an_amateur_with_another_tokenizer_is_refused(micro_run, prepared, tmp_p
 def test_a_missing_checkpoint_is_named(micro_run):
     with pytest.raises(DataError, match="step999"):
         load_decoder(micro_run / "step40", micro_run / "step999", CPU)
+
+
+def test_the_generation_dtype_is_the_engines(micro_run, prompts):
+    """float32 (the authors') by default; bfloat16 on request, for both models, and it still generates."""
+    default, _ = load_decoder(micro_run / "step40", micro_run / "step20", CPU)
+    half, _ = load_decoder(micro_run / "step40", micro_run / "step20", CPU, dtype="bfloat16")
+    assert {default.expert.dtype, default.amateur.dtype} == {torch.float32}
+    assert {half.expert.dtype, half.amateur.dtype} == {torch.bfloat16}
+    assert generate(half, prompts, Scoring(method="cd"), 5, torch.Generator().manual_seed(0)).shape == (3, 5)

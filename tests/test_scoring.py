@@ -19,8 +19,8 @@ def reference_row(expert: list[float], amateur: list[float], s: Scoring) -> list
     z = sum(math.exp(x - max(e)) for x in e)
     p_g = [math.exp(x - max(e)) / z for x in e]
     if s.method == "ancestral":
-        scores = [math.log(p) for p in p_g]
-        fill = -math.inf
+        scores = e  # the authors' raw logits after temperature; softmax gives p_G
+        fill = s.ancestral_cut
     else:
         a = [x / s.temperature for x in amateur]
         za = sum(math.exp(x - max(a)) for x in a)
@@ -62,6 +62,8 @@ SETTINGS = [
     Scoring(method="ancestral"),
     Scoring(method="ancestral", top_k=5),
     Scoring(method="ancestral", top_p=0.9, temperature=0.7),
+    Scoring(method="ancestral", top_k=5, ancestral_cut=-20.0),
+    Scoring(method="ancestral", top_p=0.9, ancestral_cut=-20.0),
     Scoring(method="vhead"),
     Scoring(method="vhead", alpha=0.3, penalty=-5.0, top_p=0.95),
     Scoring(method="cd"),
@@ -80,8 +82,8 @@ def test_scores_equal_the_reference(scoring):
         expected = torch.tensor(
             reference_row(expert[row].tolist(), amateur[row].tolist(), scoring), dtype=torch.float64
         )
-        cut = torch.isinf(expected) | (expected == scoring.penalty)
-        assert torch.equal(cut, torch.isinf(ours[row]) | (ours[row] == scoring.penalty))
+        cut = torch.isinf(expected) | (expected == scoring.cut_value)
+        assert torch.equal(cut, torch.isinf(ours[row]) | (ours[row] == scoring.cut_value))
         assert torch.allclose(ours[row][~cut], expected[~cut], atol=1e-4)
 
 
@@ -135,6 +137,16 @@ def test_sampled_frequencies_match_softmax_of_scores(scoring):
     assert chisquare(counts[support], expected).pvalue > 1e-3
 
 
+def test_the_authors_ancestral_cut_is_a_raw_logit():
+    # Their top-k processor gives cut tokens the logit -20: a kept token of logit 5 outweighs a cut one
+    # by exp(25), whatever the logits' normalisation.
+    expert = torch.tensor([[5.0, 4.0, 3.0, -1.0]])
+    scores = next_token_scores(expert, None, Scoring(method="ancestral", top_k=2, ancestral_cut=-20.0))
+    assert scores.tolist() == [[5.0, 4.0, -20.0, -20.0]]
+    strict = next_token_scores(expert, None, Scoring(method="ancestral", top_k=2))
+    assert torch.softmax(strict, -1)[0, 2:].tolist() == [0.0, 0.0]
+
+
 def test_greedy_without_noise_is_argmax():
     expert, amateur = logits_pair(2)
     scoring = Scoring(method="cd")
@@ -154,6 +166,8 @@ def test_greedy_without_noise_is_argmax():
         ({"temperature": 0.0}, "temperature"),
         ({"method": "beam"}, "method"),
         ({"penalty": 3.0}, "penalty"),
+        ({"method": "ancestral", "ancestral_cut": 1.0}, "ancestral_cut"),
+        ({"method": "cd", "ancestral_cut": -20.0}, "ancestral_cut"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs, field):

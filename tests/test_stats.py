@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from scipy.stats import spearmanr
 
-from cdsynth.bootstrap import choice_replicates, draw_counts, index_sets, perplexity_replicates
+from cdsynth.bootstrap import (
+    choice_replicates,
+    draw_counts,
+    index_sets,
+    perplexity_replicates,
+    task_replicates,
+)
 from cdsynth.evaluate import r2_gain, spearman
-from cdsynth.stats import RELATIVE_GAIN_TASKS, mean_max, paired_test, relative_gain
+from cdsynth.stats import PAPER_GAIN_TASKS, mean_max, paired_test, relative_gain
 
 
 def test_mean_max_takes_each_seeds_best_checkpoint_then_averages():
@@ -28,9 +35,18 @@ def test_mean_max_takes_the_minimum_for_perplexity():
 
 def test_relative_gain_averages_the_seven_tasks_and_ignores_perplexity():
     base = {"perplexity": 20.0, "blimp": 50.0, "blimp_supplement": 50.0, "entity_tracking": 20.0}
-    base |= {"ewok": 50.0, "wug": 50.0, "reading": 2.0, "eye_tracking": 4.0}
-    exp = dict(base, perplexity=10.0, blimp=55.0, reading=1.0)  # +10%, -50%, others 0
+    base |= {"ewok": 50.0, "wug_accuracy": 50.0, "wug_spearman": 10.0, "reading": 2.0, "eye_tracking": 4.0}
+    exp = dict(base, perplexity=10.0, blimp=55.0, reading=1.0, wug_spearman=30.0)  # +10%, -50%, others 0
     assert relative_gain(exp, base) == pytest.approx(100 * (0.10 - 0.50) / 7)
+    assert relative_gain(exp, base, PAPER_GAIN_TASKS) == relative_gain(exp, base)
+
+
+def test_relative_gain_over_a_chosen_task_list():
+    base = {"perplexity": 20.0, "blimp": 50.0, "wug_spearman": 10.0, "ewok": 50.0}
+    exp = {"perplexity": 18.0, "blimp": 55.0, "wug_spearman": 30.0, "ewok": 0.0}
+    assert relative_gain(exp, base, ["blimp", "wug_spearman"]) == pytest.approx(100 * (0.10 + 2.0) / 2)
+    # Perplexity falling from 20 to 18 is a 10% gain.
+    assert relative_gain(exp, base, ["perplexity"]) == pytest.approx(10.0)
 
 
 def test_paired_test_on_a_constant_improvement():
@@ -105,10 +121,25 @@ def test_weighted_regression_equals_refitting_on_duplicated_rows():
 
 
 def test_relative_gain_divides_by_the_baseline_magnitude_and_needs_it_nonzero():
-    base = dict.fromkeys(RELATIVE_GAIN_TASKS, 50.0) | {"wug": -20.0}
-    exp = dict(base, wug=-10.0)  # a correlation moving from -0.2 to -0.1 is a gain
+    base = dict.fromkeys(PAPER_GAIN_TASKS, 50.0) | {"reading": -20.0}
+    exp = dict(base, reading=-10.0)  # an R2 gain moving from -20 to -10 is a gain
     assert relative_gain(exp, base) == pytest.approx(100 * 0.5 / 7)
-    assert np.isnan(relative_gain(exp, dict(base, wug=0.0)))
+    assert np.isnan(relative_gain(exp, dict(base, reading=0.0)))
+
+
+def wug_predictions(correct: list[bool], value: list[float], reference: list[float]) -> pa.Table:
+    """A predictions table holding WUG rows only, as `evaluate` writes them."""
+    count = len(correct)
+    return pa.table(
+        {
+            "task": ["wug"] * count,
+            "subtask": ["wug_adj_nominalization"] * count,
+            "item": list(range(count)),
+            "correct": correct,
+            "value": value,
+            "reference": reference,
+        }
+    )
 
 
 def test_spearman_matches_scipy_and_a_constant_side_counts_as_zero():
@@ -118,3 +149,19 @@ def test_spearman_matches_scipy_and_a_constant_side_counts_as_zero():
     assert spearman(np.ones(5), np.arange(5.0)) == 0.0
     batch = np.stack([x, -x])
     assert spearman(batch, np.stack([y, y])) == pytest.approx([spearman(x, y), -spearman(x, y)])
+
+
+def test_wug_accuracy_replicates_resample_the_items_hits():
+    value, reference = [0.9, 0.2, 0.6, 0.7], [0.8, 0.1, 0.3, 0.9]
+    predictions = wug_predictions([True, False, True, True], value, reference)
+    replicates = task_replicates(predictions, ["wug_accuracy", "wug_spearman"], [], 6, 42)
+    # The shared index sets of WUG's one subtask, as for every accuracy task; item 1 is the only miss.
+    indices = index_sets(4, 6, 42, "wug/wug_adj_nominalization")
+    hits = [sum(index != 1 for index in draw) for draw in indices.tolist()]
+    assert replicates["wug_accuracy"].tolist() == pytest.approx([25.0 * h for h in hits])
+    draws = index_sets(4, 6, 42, "wug")
+    expected = spearman(np.array(value)[draws], np.array(reference)[draws])
+    assert replicates["wug_spearman"] == pytest.approx(expected)
+    all_hits = wug_predictions([True] * 4, value, reference)
+    only_accuracy = task_replicates(all_hits, ["wug_accuracy"], [], 6, 42)
+    assert set(only_accuracy) == {"wug_accuracy"} and np.all(only_accuracy["wug_accuracy"] == 100.0)

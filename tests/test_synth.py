@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoTokenizer
 
 from cdsynth.cli import main as cli_main
-from cdsynth.corpus_spec import Scoring, corpus_name
-from cdsynth.errors import DataError
+from cdsynth.corpus_spec import Amateur, Scoring, corpus_name
+from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.synth import (
     Protocol,
     make_prompts,
+    protocol_from,
     read_prompt_texts,
     shard_metadata,
     synthesize_shards,
     write_manifest,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 CD = Scoring(method="cd")
 PROTOCOL = Protocol(
     tokens=300, prefix_tokens=20, continuations=3, new_tokens=10, shards=2, batch_size=4, seed=9
@@ -52,6 +56,19 @@ def test_prompts_are_bos_plus_the_first_real_tokens(prepared):
         tokenizer.bos_token_id,
         *tokenizer(source_text, add_special_tokens=False)["input_ids"][:20],
     ]
+
+
+def test_the_paper_presets_prompts_are_bos_and_19_tokens_as_the_authors_max_length_20(prepared):
+    synth = yaml.safe_load((REPO / "workflow/presets/paper.yaml").read_text())["synth"]
+    protocol = protocol_from(synth | {"tokens": 8 * 400 * 10})
+    tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
+    ids, texts = read_prompt_texts(prepared["corpus"] / "seed.arrow")
+    prompts = make_prompts(texts, ids, tokenizer, protocol)
+    assert [len(prompt) for _, prompt in prompts] == [20] * 10
+    # The authors' tokenization: the tokenizer's own BOS, truncated to max_length=20.
+    for doc_id, prompt in prompts:
+        text = texts[ids.index(doc_id)]
+        assert prompt == tokenizer(text, truncation=True, max_length=20)["input_ids"]
 
 
 def test_too_few_prompts_is_an_error_naming_the_numbers(prepared):
@@ -97,17 +114,58 @@ def test_manifest_counts_and_checksums(micro_run, prepared, tmp_path):
 
 
 def test_corpus_names_follow_the_parameters():
+    early = Amateur.parse("early:500")
     names = {
         corpus_name(Scoring(method="ancestral"), None),
         corpus_name(Scoring(method="ancestral", top_k=200), None),
+        corpus_name(Scoring(method="ancestral", top_k=200, ancestral_cut=-20.0), None),
         corpus_name(Scoring(method="vhead"), None),
-        corpus_name(Scoring(method="cd"), "early:500"),
-        corpus_name(Scoring(method="cd"), "early:1000"),
-        corpus_name(Scoring(method="cd", top_p=0.95), "early:500"),
-        corpus_name(Scoring(method="cd", penalty=float("-inf")), "dropout:0.7"),
+        corpus_name(Scoring(method="cd"), early),
+        corpus_name(Scoring(method="cd"), Amateur.parse("early:1000")),
+        corpus_name(Scoring(method="cd", top_p=0.95), early),
+        corpus_name(Scoring(method="cd", penalty=float("-inf")), Amateur.parse("dropout:0.7")),
+        corpus_name(Scoring(method="cd"), Amateur.parse("small:small-20@seed42/step2500")),
+        corpus_name(Scoring(method="cd"), Amateur.parse("small:small-20@seed43/step2500")),
     }
-    assert len(names) == 7
-    assert corpus_name(Scoring(method="cd", top_k=200), "early:500") == "cd_early-500_s1_a0.1_pen-20_k200"
+    assert len(names) == 10
+    assert corpus_name(Scoring(method="cd", top_k=200), early) == "cd_early-500_s1_a0.1_pen-20_k200"
+    assert (
+        corpus_name(Scoring(method="ancestral", top_p=0.9, ancestral_cut=-20.0), None)
+        == "ancestral_p0.9_cut-20"
+    )
+    assert corpus_name(Scoring(method="ancestral", ancestral_cut=-20.0), None) == "ancestral", (
+        "nothing is cut"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["early:500", "small:small-20", "small:small-20@seed42", "small:tiny_20/step2500",
+     "small:s.1@seed42/step2500", "dropout:0.7", "dropout:0.05"],
+)  # fmt: skip
+def test_amateurs_print_as_they_parse(text):
+    assert str(Amateur.parse(text)) == text
+    assert Amateur.parse(str(Amateur.parse(text))) == Amateur.parse(text)
+
+
+def test_a_small_amateur_takes_goods_seed_and_step_where_it_names_none():
+    good_seed, good_step = 43, 2500
+    assert Amateur.parse("small:small-20").with_defaults(good_seed, good_step) == Amateur(
+        "small", model="small-20", seed=43, step=2500
+    )
+    named = Amateur.parse("small:small-20@seed42/step1000")
+    assert named.with_defaults(good_seed, good_step) == named
+    assert Amateur.parse("small:small-20@seed42").with_defaults(good_seed, good_step).step == 2500
+    assert Amateur.parse("early:500").with_defaults(good_seed, good_step) == Amateur("early", step=500)
+    assert named.slug == "small-small-20-seed42-step1000"
+
+
+@pytest.mark.parametrize(
+    "text", ["early:", "small:", "small:a/b", "dropout:1.0", "dropout:0", "late:5", "early:5 "]
+)
+def test_a_malformed_amateur_is_refused_with_the_syntax(text):
+    with pytest.raises(ConfigError, match="early:STEP, small:MODEL"):
+        Amateur.parse(text)
 
 
 def test_cli_generates_a_corpus_from_two_checkpoints(micro_run, prepared, tmp_path, capsys):

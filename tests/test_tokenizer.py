@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import sentencepiece as spm
-from helpers import VOCAB, write_corpus
-from transformers import AutoTokenizer
+from helpers import REPO, VOCAB, write_corpus
+from transformers import AutoConfig, AutoTokenizer
 
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, sha256_file
@@ -142,3 +144,43 @@ def test_missing_tokenizer_is_a_data_error(tmp_path: Path) -> None:
         load_tokenizer(tmp_path)
     with pytest.raises(DataError, match="tokenizer.json"):
         tokenizer_fingerprint(tmp_path)
+
+
+OLD_TRANSFORMERS_READS = """
+import json, sys
+from transformers import AutoConfig, AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+config = AutoConfig.from_pretrained(sys.argv[1])
+texts = json.loads(sys.argv[2])
+special = ["bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id"]
+print(json.dumps({
+    "class": type(tokenizer).__name__,
+    "ids": [tokenizer(text)["input_ids"] for text in texts],
+    "special": [getattr(tokenizer, name) for name in special],
+    "config": [config.model_type, config.rope_theta, config.hidden_size, config.vocab_size,
+               str(config.torch_dtype)],
+}))
+"""
+
+
+def test_a_checkpoint_loads_under_the_official_pipelines_transformers_with_the_same_ids(micro_run, texts):
+    """The official BabyLM 2025 pipeline pins transformers 4.51.3: our checkpoints must load there as here."""
+    venv = subprocess.run(
+        [str(REPO / "envs" / "transformers-4.51.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    checkpoint = micro_run / "step40"
+    sample = [*EDGE_CASES, *texts[:20]]
+    old = subprocess.run(
+        [f"{venv}/bin/python", "-c", OLD_TRANSFORMERS_READS, str(checkpoint), json.dumps(sample)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    theirs = json.loads(old.stdout)
+    ours = AutoTokenizer.from_pretrained(checkpoint)
+    config = AutoConfig.from_pretrained(checkpoint)
+    assert theirs["class"] == "PreTrainedTokenizerFast"
+    assert theirs["ids"] == [ours(text)["input_ids"] for text in sample]
+    assert theirs["special"] == [ours.bos_token_id, ours.eos_token_id, ours.pad_token_id, ours.unk_token_id]
+    rope = config.rope_parameters["rope_theta"]
+    assert theirs["config"] == ["llama", rope, config.hidden_size, config.vocab_size, "float32"]

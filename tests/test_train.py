@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import MICRO_ARCH
+from helpers import MICRO_ARCH, kill_and_resume, weights
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cdsynth.errors import ConfigError
@@ -33,6 +31,7 @@ def micro_config(**overrides) -> TrainConfig:
     values = dict(
         arch=MICRO_ARCH,
         seed=7,
+        block_size=32,
         steps=60,
         batch_size=8,
         micro_batch_size=4,
@@ -84,37 +83,15 @@ def test_training_lowers_validation_loss_and_saves_loadable_checkpoints(prepared
     assert json.loads((step / "checkpoint.json").read_text())["step"] == 60
 
 
-def weights(run_dir: Path) -> dict[str, bytes]:
-    return {p.parent.name: p.read_bytes() for p in sorted(run_dir.glob("step*/model.safetensors"))}
-
-
 def test_killed_run_resumes_to_bitwise_identical_weights(prepared, tmp_path):
     cfg = micro_config(steps=400, save_every=10)
     reference = run(cfg, prepared, tmp_path / "reference")
-
-    out = tmp_path / "killed"
-    spec = tmp_path / "spec.json"
     paths = {
         "train_shards": str(prepared["train"]),
         "valid_shards": str(prepared["test"]),
         "tokenizer_dir": str(prepared["tokenizer"]),
-        "out_dir": str(out),
     }
-    spec.write_text(json.dumps({"config": asdict(cfg), **paths}))
-    command = [sys.executable, "-m", "cdsynth.train", "--spec", str(spec)]
-    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    state = work_dir(out) / "state.pt"
-    deadline = time.monotonic() + 120
-    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert state.exists() and not out.exists(), "the run must be killed midway"
-    killed_at = torch.load(state, weights_only=False)["step"]
-    assert killed_at < cfg.steps
-
-    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
-    assert f"resuming from step {killed_at}" in resumed.stderr
+    out = kill_and_resume(cfg, paths, tmp_path)
     assert weights(out) == weights(tmp_path / "reference")
     assert len(weights(out)) == len(checkpoint_steps(cfg.steps, cfg.save_every))
     assert [r["val_loss"] for r in reference] == [

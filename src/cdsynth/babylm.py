@@ -27,6 +27,12 @@ TASK_DIRS = {
     "wug": "wug_adj_nominalization",
     "reading": "reading",
 }
+# The strings pandas' `read_csv` reads as missing by default; the official pipeline reads the reading data
+# with pandas, so a field spelled like one of them is missing there, whatever its column.
+PANDAS_NA = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A"}
+    | {"NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
 
 
 @dataclass
@@ -98,13 +104,24 @@ def load_items(data_dir: str | os.PathLike, task: str, max_items: int | None = N
     return [group[i] for name, group in by_subtask.items() for i in subsample(len(group), max_items, name)]
 
 
-def load_reading(data_dir: str | os.PathLike) -> list[dict]:
-    """The reading-time rows; an empty context is the string "None", as the official pipeline reads it."""
+def load_reading(data_dir: str | os.PathLike) -> list[dict[str, str | None]]:
+    """The reading-time rows as the official pipeline reads them (pandas `read_csv`, then `fillna`).
+
+    A field pandas reads as missing (one of `PANDAS_NA`, in any column) is None, except a missing
+    context (`item`), which becomes the string "None" as the pipeline fills it: row 320's context, the
+    sentence-initial word "None", is stored as an empty field. A row whose `prev_item` is missing gets no
+    previous-word predictor; that includes row 971, whose previous word's context is that same "None".
+    """
     path = task_dir(data_dir, "reading") / "reading_data.csv"
     if not path.is_file():
         raise DataError(f"{path}: not found. Point eval.data_dir at the BabyLM 2025 evaluation data.")
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
+        rows = [
+            {name: None if value in PANDAS_NA else value for name, value in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+    for index, row in enumerate(rows):
         row["item"] = row["item"] or "None"
+        if row["word"] is None or (row["prev_item"] is not None and row["prev_word"] is None):
+            raise DataError(f"{path}: row {index} has a context but no word, which cannot be scored.")
     return rows

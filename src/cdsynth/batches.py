@@ -1,35 +1,84 @@
 """Which blocks form each global batch: real data only, or real data mixed with a synthetic stream.
 
 Every choice is a pure function of (seed, step), so a resumed run sees exactly the batches it would have
-seen, and the position in each stream is known from the step alone. A stream that runs out is reshuffled.
+seen, and the position in each stream is known from the step alone. A stream that runs out starts a new
+pass over its documents.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 ROUNDINGS = ("exact", "paper")
+PACKINGS = ("shuffled", "fixed")
 
 
-class BlockSampler:
-    """Positions 0, 1, 2, ... of an endless stream of blocks: a fresh permutation per pass over the data."""
+@dataclass(frozen=True)
+class _Pass:
+    """One pass's layout: the documents in packing order, where each one ends, and the block order."""
 
-    def __init__(self, num_blocks: int, key: tuple[int, ...]):
-        self.num_blocks, self.key = num_blocks, key
-        self._perms: dict[int, np.ndarray] = {}
+    order: np.ndarray
+    ends: np.ndarray
+    blocks: np.ndarray
 
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perms:
-            self._perms = {k: v for k, v in self._perms.items() if k >= epoch - 1}
-            self._perms[epoch] = np.random.default_rng([*self.key, epoch]).permutation(self.num_blocks)
-        return self._perms[epoch]
+
+class PackedStream:
+    """An endless stream of `block_size`-token blocks packed from documents, one pass after another.
+
+    `shuffled` (the authors' packing): every pass shuffles the documents with its own seed, concatenates
+    them and cuts the result into blocks, so a document's neighbours and cut points change from pass to
+    pass and the continuations of one prompt do not sit side by side. `fixed`: the documents are packed
+    once, in corpus order. Either way a pass visits its blocks in a shuffled order, and the tokens after
+    the last whole block are left out of that pass. Pass p depends only on (key, p).
+    """
+
+    def __init__(
+        self, tokens: np.ndarray, starts: np.ndarray, block_size: int, key: tuple[int, ...], packing: str
+    ):
+        if packing not in PACKINGS:
+            raise ValueError(f"packing must be one of {PACKINGS}, not {packing!r}")
+        self.tokens, self.starts, self.block_size = tokens, starts, block_size
+        self.key, self.packing = key, packing
+        self.lengths = np.diff(starts)
+        self.blocks_per_pass = len(tokens) // block_size
+        self._passes: dict[int, _Pass] = {}
+
+    def _pass(self, number: int) -> _Pass:
+        if number not in self._passes:
+            self._passes = {k: v for k, v in self._passes.items() if k >= number - 1}
+            rng = np.random.default_rng([*self.key, number])
+            order = np.arange(len(self.lengths))
+            if self.packing == "shuffled":
+                order = rng.permutation(order)
+            blocks = rng.permutation(self.blocks_per_pass)
+            self._passes[number] = _Pass(order, np.cumsum(self.lengths[order]), blocks)
+        return self._passes[number]
 
     def take(self, start: int, count: int) -> np.ndarray:
-        """Block indices at stream positions start .. start + count - 1."""
-        epochs, offsets = np.divmod(start + np.arange(count), self.num_blocks)
-        return np.array([self._perm(int(e))[o] for e, o in zip(epochs, offsets)], dtype=np.int64)
+        """The (count, block_size) blocks at stream positions start .. start + count - 1."""
+        passes, index = np.divmod(start + np.arange(count), self.blocks_per_pass)
+        out = np.empty((count, self.block_size), dtype=self.tokens.dtype)
+        for number in np.unique(passes):
+            rows = passes == number
+            out[rows] = self._blocks(self._pass(int(number)), index[rows])
+        return out
+
+    def _blocks(self, layout: _Pass, index: np.ndarray) -> np.ndarray:
+        # Position p of the pass's packed stream lies in its r-th document, at p - (that document's start).
+        positions = layout.blocks[index, None] * self.block_size + np.arange(self.block_size)
+        rank = np.searchsorted(layout.ends, positions, side="right")
+        document = layout.order[rank]
+        offset = positions - (layout.ends[rank] - self.lengths[document])
+        return self.tokens[self.starts[document] + offset]
+
+
+def packed_in_order(tokens: np.ndarray, block_size: int) -> np.ndarray:
+    """Documents concatenated in order and cut into (blocks, block_size); the partial last block dropped."""
+    count = len(tokens) // block_size
+    return tokens[: count * block_size].reshape(count, block_size)
 
 
 class MixedBatches:
@@ -43,11 +92,10 @@ class MixedBatches:
 
     def __init__(
         self,
-        real: np.ndarray,
-        synthetic: np.ndarray | None,
+        real: PackedStream,
+        synthetic: PackedStream | None,
         batch_size: int,
         micro_batch_size: int,
-        seed: int,
         fraction: float = 0.0,
         rounding: str = "exact",
     ):
@@ -56,8 +104,10 @@ class MixedBatches:
         self.real, self.synthetic = real, synthetic
         self.batch_size, self.micro = batch_size, micro_batch_size
         self.fraction, self.rounding = Fraction(str(fraction)), rounding
-        self.real_stream = BlockSampler(len(real), (seed,))
-        self.synthetic_stream = BlockSampler(len(synthetic), (seed, 1)) if synthetic is not None else None
+
+    @property
+    def block_size(self) -> int:
+        return self.real.block_size
 
     def synthetic_before(self, step: int) -> int:
         """Synthetic sequences in the batches of steps 0 .. step - 1."""
@@ -81,13 +131,10 @@ class MixedBatches:
         is_synthetic = np.zeros(self.batch_size, dtype=bool)
         is_synthetic[slots] = True
         real_start = step * self.batch_size - self.synthetic_before(step)
-        rows = self.real[self.real_stream.take(real_start, self.batch_size - len(slots))]
-        out = np.empty((self.batch_size, self.real.shape[1]), dtype=self.real.dtype)
-        out[~is_synthetic] = rows
+        out = np.empty((self.batch_size, self.block_size), dtype=self.real.tokens.dtype)
+        out[~is_synthetic] = self.real.take(real_start, self.batch_size - len(slots))
         if len(slots):
-            out[is_synthetic] = self.synthetic[
-                self.synthetic_stream.take(self.synthetic_before(step), len(slots))
-            ]
+            out[is_synthetic] = self.synthetic.take(self.synthetic_before(step), len(slots))
         return out
 
     def synthetic_share(self, steps: int) -> float:

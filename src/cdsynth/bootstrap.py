@@ -2,9 +2,10 @@
 
 Index sets are drawn per stratum (a subtask's items, the perplexity documents, the reading rows) from
 (seed, stratum name) alone, so every model is resampled with the very same sets: the pairing the paired
-test needs. Accuracy tasks resample within each subtask file and aggregate as the task does; perplexity
-resamples documents; Reading and Eye Tracking resample rows and refit their regressions (as weighted fits
-with the draw counts, which equals refitting on the duplicated rows).
+test needs. Accuracy tasks (WUG accuracy included) resample within each subtask file and aggregate as the
+task does; the WUG Spearman correlation is refit on resampled items; perplexity resamples documents;
+Reading and Eye Tracking resample rows and refit their regressions (as weighted fits with the draw counts,
+which equals refitting on the duplicated rows).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def choice_replicates(rows: dict[str, list], task: str, samples: int, seed: int)
     return aggregate(task, per_subtask)
 
 
-def wug_replicates(rows: dict[str, list], samples: int, seed: int) -> np.ndarray:
+def wug_spearman_replicates(rows: dict[str, list], samples: int, seed: int) -> np.ndarray:
     """Spearman correlation (x100) replicates of P(first variant) against the human ratio."""
     value, reference = np.asarray(rows["value"]), np.asarray(rows["reference"])
     indices = index_sets(len(value), samples, seed, "wug")
@@ -80,8 +81,10 @@ def task_replicates(
         return predictions.filter(pc.equal(predictions.column("task"), task)).to_pydict()
 
     out = {task: choice_replicates(rows(task), task, samples, seed) for task in tasks if task in CHOICE_TASKS}
-    if "wug" in tasks:
-        out["wug"] = wug_replicates(rows("wug"), samples, seed)
+    if "wug_accuracy" in tasks:  # the predictions' "wug" rows carry both WUG metrics
+        out["wug_accuracy"] = choice_replicates(rows("wug"), "wug", samples, seed)
+    if "wug_spearman" in tasks:
+        out["wug_spearman"] = wug_spearman_replicates(rows("wug"), samples, seed)
     if "perplexity" in tasks:
         out["perplexity"] = perplexity_replicates(rows("perplexity"), samples, seed)
     if {"reading", "eye_tracking"} & set(tasks):

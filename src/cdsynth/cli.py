@@ -7,10 +7,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from cdsynth.corpus_spec import BACKENDS, METHODS, Scoring
+from cdsynth.corpus_spec import BACKENDS, DTYPES, METHODS, Scoring
 from cdsynth.errors import CdsynthError, ConfigError
 from cdsynth.io import read_arrow
-from cdsynth.synth import Protocol, shard_metadata, synthesize_shards, write_manifest
+from cdsynth.synth import Protocol, describe_amateur, shard_metadata, synthesize_shards, write_manifest
 
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
 
@@ -62,6 +62,12 @@ def generate_parser(commands) -> None:
     )
     scoring.add_argument("--top-k", type=int, help="keep the k best scores")
     scoring.add_argument("--top-p", type=float, help="keep the smallest set of scores with mass >= p")
+    scoring.add_argument(
+        "--ancestral-cut",
+        type=float,
+        default=float("-inf"),
+        help="ancestral + top-k/top-p: the raw logit of cut tokens (-inf removes them; the authors used -20)",
+    )
     protocol = p.add_argument_group("protocol")
     protocol.add_argument(
         "--prompts",
@@ -72,7 +78,12 @@ def generate_parser(commands) -> None:
     protocol.add_argument(
         "--tokens", type=token_count, default="1M", help="new tokens to generate, e.g. 250k, 1M"
     )
-    protocol.add_argument("--prefix-tokens", type=int, default=20, help="prompt tokens kept after BOS")
+    protocol.add_argument(
+        "--prefix-tokens",
+        type=int,
+        default=19,
+        help="real prompt tokens kept after BOS (the paper's max_length 20 with BOS is 19)",
+    )
     protocol.add_argument("--continuations", type=int, default=8, help="samples per prompt")
     protocol.add_argument("--new-tokens", type=int, default=400, help="tokens per sample (no stop at EOS)")
     protocol.add_argument(
@@ -98,6 +109,12 @@ def generate_parser(commands) -> None:
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torch backend)")
     run.add_argument("--threads", type=int, default=1, help="CPU threads")
     run.add_argument("--compile", action="store_true", help="torch.compile the scoring function")
+    run.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="generation precision: float32 (TF32 matmuls on GPU, as the paper) or bfloat16 (faster on GPU)",
+    )
     p.set_defaults(run=run_generate)
 
 
@@ -122,6 +139,7 @@ def run_generate(args: argparse.Namespace) -> None:
         penalty=args.penalty,
         top_k=args.top_k,
         top_p=args.top_p,
+        ancestral_cut=args.ancestral_cut,
     )
     has_amateur = args.amateur is not None or args.amateur_dropout is not None
     if scoring.needs_amateur and not has_amateur:
@@ -147,6 +165,7 @@ def run_generate(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         prompt_seed=args.prompt_seed,
+        dtype=args.dtype,
     )
     paths = [args.out / f"shard-{index:05d}.arrow" for index in range(args.shards)]
     todo = {}
@@ -174,7 +193,7 @@ def run_generate(args: argparse.Namespace) -> None:
         "scoring": scoring.as_dict(),
         "expert": str(args.expert),
         "prompts": str(args.prompts),
-        "amateur": str(args.amateur) if args.amateur else args.amateur_dropout,
+        "amateur": describe_amateur(args.amateur, args.amateur_dropout),
         "backend": args.backend,
         **asdict(protocol),
     }

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from cdsynth.corpus_spec import Amateur, Scoring
 from cdsynth.errors import ConfigError
 from cdsynth.schedule import checkpoint_steps
 
@@ -69,20 +70,18 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
             f"resources.synth.gpus: {gpus} GPUs per job, but synth.tensor_parallel is "
             f"{synth['tensor_parallel']}; make them equal (one shard per job uses all its GPUs)"
         )
-    length = 1 + synth["prefix_tokens"] + synth["new_tokens"]
     models = [good["model"]]
     for name, experiment in config["experiments"].items():
         spec = experiment.get("corpus") or {}
-        field = f"experiments.{name}.corpus.amateur"
-        kind, _, value = spec.get("amateur", "").partition(":")
-        if spec.get("method") != "cd" and kind:
-            problems.append(f"{field}: only the `cd` method uses an amateur")
-        elif kind == "early" and int(value) not in steps:
-            problems.append(f"{field}: step {value} is not a checkpoint step ({steps_text(steps)})")
-        elif kind == "small" and good["seed"] not in config["baseline"].get(value, []):
-            problems.append(f"{field}: {value} seed {good['seed']} is not a baseline run (see `baseline`)")
-        elif kind == "small":
-            models.append(value)
+        field = f"experiments.{name}.corpus"
+        problems += [f"{field}.{line}" for line in scoring_errors(spec)]
+        if "amateur" not in spec:
+            continue
+        amateur = amateur_of(spec, config)
+        problems += [f"{field}.amateur: {line}" for line in amateur_errors(spec, amateur, config, steps)]
+        if amateur.kind == "small":
+            models.append(amateur.model)
+    length = 1 + synth["prefix_tokens"] + synth["new_tokens"]
     for name in models:
         limit = config["models"].get(name, {}).get("max_positions", length)
         if length > limit:
@@ -91,6 +90,36 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
                 f"models.{name}.max_positions ({limit})"
             )
     return problems
+
+
+def amateur_of(spec: dict[str, Any], config: dict[str, Any]) -> Amateur:
+    """A corpus spec's amateur, a small one completed with GOOD's seed and step (the last, for `best`)."""
+    good, train = config["synth"]["good"], config["train"]
+    last = checkpoint_steps(train["steps"], train["save_every"])[-1]
+    return Amateur.parse(spec["amateur"]).with_defaults(
+        good["seed"], last if good["step"] == "best" else good["step"]
+    )
+
+
+def amateur_errors(
+    spec: dict[str, Any], amateur: Amateur, config: dict[str, Any], steps: list[int]
+) -> list[str]:
+    if spec.get("method") != "cd":
+        return ["only the `cd` method uses an amateur"]
+    if amateur.kind == "small" and amateur.seed not in config["baseline"].get(amateur.model, []):
+        return [f"{amateur.model} seed {amateur.seed} is not a baseline run (see `baseline`)"]
+    if amateur.kind != "dropout" and amateur.step not in steps:
+        return [f"step {amateur.step} is not a checkpoint step ({steps_text(steps)})"]
+    return []
+
+
+def scoring_errors(spec: dict[str, Any]) -> list[str]:
+    """The scoring rules' own checks (e.g. ancestral_cut only for ancestral), one line per field."""
+    try:
+        Scoring(**{key: value for key, value in spec.items() if key != "amateur"})
+    except ConfigError as err:
+        return [line.strip() for line in str(err).splitlines()[1:]]
+    return []
 
 
 def experiment_errors(config: dict[str, Any]) -> list[str]:
@@ -124,6 +153,8 @@ def experiment_errors(config: dict[str, Any]) -> list[str]:
                 f"experiments.{name}.ratio: {ratio} of a micro batch of {train['micro_batch_size']} "
                 "floors to no synthetic sequence with mix.rounding: paper; raise it or use rounding: exact"
             )
+    if "perplexity" not in config["stats"]["tasks"]:
+        problems.append("stats.tasks: add perplexity; the ratio-sweep figure plots it")
     for table, rows in config["tables"].items():
         for row in rows:
             if row not in experiments:

@@ -1,10 +1,12 @@
 """Evaluate checkpoints: perplexity on the corpus test split and the BabyLM 2025 zero-shot suite.
 
 Scores follow the official pipeline (`../shared/REFERENCE.md` §2): accuracy per subtask then
-macro-averaged (Entity Tracking: per file x numops, then per file group, then over the groups); WUG is the
-Spearman correlation (x100) of P(first variant) with the human ratio; Reading and Eye Tracking are the R2
-gain of adding the word's surprisal to a baseline OLS regression, x100. Every item's numbers go into a
-predictions table so that the paired bootstrap can resample them later.
+macro-averaged (Entity Tracking: per file x numops, then per file group, then over the groups). WUG gets
+both of its definitions: the paper's accuracy (`wug_accuracy`: the first variant has the higher
+log-probability) and the official pipeline's Spearman correlation (x100) of P(first variant) with the human
+ratio (`wug_spearman`). Reading and Eye Tracking are the R2 gain of adding the word's surprisal to a
+baseline OLS regression, x100; the surprisal is the official pipeline's by default (`official_queries`).
+Every item's numbers go into a predictions table so that the paired bootstrap can resample them later.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from transformers import AutoTokenizer
 from cdsynth.babylm import TASK_DIRS, load_items, load_reading, subsample, task_dir
 from cdsynth.errors import DataError
 from cdsynth.io import atomic_path, move_into_place, read_arrow, read_json, sha256_file, work_dir, write_json
-from cdsynth.lm_scoring import completion_logprobs, document_nlls
+from cdsynth.lm_scoring import completion_logprobs, document_nlls, next_token_logprobs
 from cdsynth.pair import load_causal_lm
 
 CHOICE_TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking")
-TASKS = ("perplexity", *CHOICE_TASKS, "wug", "reading")
+READING_PREDICTORS = ("official", "joint")
 EYE_MEASURES = ("RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound")
 BASE_TERMS = ["Subtlex_log10", "length", "context_length"]
 PREDICTIONS = pa.schema(
@@ -47,40 +49,50 @@ PREDICTIONS = pa.schema(
     ]
 )
 VALUE_MEANING = {
-    "wug": "value = P(first variant), reference = human ratio",
+    "wug": "correct = the first variant has the higher log-prob, value = P(first), reference = human ratio",
     "reading": "value = surprisal of the word, reference = surprisal of the previous word",
     "perplexity": "value = summed NLL of the document, tokens = predicted tokens",
 }
 
 
-def score_candidates(model, tokenizer, items, batch_size: int, task: str) -> list[np.ndarray]:
-    """Summed completion log-probabilities of every candidate, grouped back per item."""
+def score_candidates(model, tokenizer, items, batch_size: int, task: str) -> tuple[list[np.ndarray], int]:
+    """(summed completion log-probabilities of every candidate grouped per item, sequences cut to fit)."""
     pairs = [pair for item in items for pair in item.candidates]
-    flat = completion_logprobs(model, tokenizer, pairs, batch_size, desc=task)
+    flat, cut = completion_logprobs(model, tokenizer, pairs, batch_size, desc=task)
     bounds = np.cumsum([0] + [len(item.candidates) for item in items])
-    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])], cut
+
+
+def choice_rows(task: str, items, scores: list[np.ndarray]) -> list[dict]:
+    """One predictions row per item; it is correct when the first candidate wins (ties go to it)."""
+    return [
+        {
+            "task": task,
+            "subtask": item.subtask,
+            "item": item.index,
+            "logprobs": logprobs.tolist(),
+            "correct": bool(np.argmax(logprobs) == 0),
+        }
+        for item, logprobs in zip(items, scores)
+    ]
+
+
+def accuracy(task: str, rows: list[dict]) -> tuple[float, dict[str, float]]:
+    """(the task's accuracy in %, per-subtask accuracies) from its predictions rows."""
+    correct: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        correct[row["subtask"]].append(row["correct"])
+    per_subtask = {name: 100 * float(np.mean(hits)) for name, hits in correct.items()}
+    return float(aggregate(task, per_subtask)), per_subtask
 
 
 def choice_task(model, tokenizer, data_dir, task, max_items, batch_size) -> tuple[dict, list[dict]]:
     """Accuracy (%) per subtask and its aggregate; the correct candidate is the first."""
     items = load_items(data_dir, task, max_items)
-    scores = score_candidates(model, tokenizer, items, batch_size, task)
-    correct: dict[str, list[bool]] = defaultdict(list)
-    rows = []
-    for item, logprobs in zip(items, scores):
-        hit = bool(np.argmax(logprobs) == 0)
-        correct[item.subtask].append(hit)
-        rows.append(
-            {
-                "task": task,
-                "subtask": item.subtask,
-                "item": item.index,
-                "logprobs": logprobs.tolist(),
-                "correct": hit,
-            }
-        )
-    per_subtask = {name: 100 * float(np.mean(hits)) for name, hits in correct.items()}
-    return {"score": float(aggregate(task, per_subtask)), "subtasks": per_subtask}, rows
+    scores, cut = score_candidates(model, tokenizer, items, batch_size, task)
+    rows = choice_rows(task, items, scores)
+    score, per_subtask = accuracy(task, rows)
+    return {"score": score, "subtasks": per_subtask, "truncated": cut}, rows
 
 
 def aggregate(task: str, per_subtask: dict[str, Any]) -> Any:
@@ -88,28 +100,30 @@ def aggregate(task: str, per_subtask: dict[str, Any]) -> Any:
     if task != "entity_tracking":
         return np.mean(np.stack(list(per_subtask.values())), axis=0)
     groups: dict[str, list] = defaultdict(list)
-    for name, accuracy in per_subtask.items():
-        groups[name.rsplit("_", 2)[0]].append(accuracy)  # "<file>_<numops>_ops"
+    for name, value in per_subtask.items():
+        groups[name.rsplit("_", 2)[0]].append(value)  # "<file>_<numops>_ops"
     return np.mean(np.stack([np.mean(np.stack(values), axis=0) for values in groups.values()]), axis=0)
 
 
-def wug_task(model, tokenizer, data_dir, max_items, batch_size) -> tuple[dict, list[dict]]:
+def wug_task(model, tokenizer, data_dir, max_items, batch_size) -> tuple[dict[str, dict], list[dict]]:
+    """WUG under both definitions: {"wug_accuracy": ..., "wug_spearman": ...} and one row per item.
+
+    Accuracy (the paper's): the share of items whose first variant has the higher summed log-probability.
+    Spearman (the official pipeline's since 2025-08-02): P(first variant), the softmax of the two, against
+    the human ratio.
+    """
     items = load_items(data_dir, "wug", max_items)
-    scores = score_candidates(model, tokenizer, items, batch_size, "wug")
-    first = [float(np.exp(lp[0] - np.logaddexp(lp[0], lp[1]))) for lp in scores]
-    ratios = [item.extra["ratio"] for item in items]
-    rows = [
-        {
-            "task": "wug",
-            "subtask": item.subtask,
-            "item": item.index,
-            "logprobs": lp.tolist(),
-            "value": p,
-            "reference": r,
-        }
-        for item, lp, p, r in zip(items, scores, first, ratios)
-    ]
-    return {"score": float(spearman(np.array(first), np.array(ratios)))}, rows
+    scores, cut = score_candidates(model, tokenizer, items, batch_size, "wug")
+    rows = choice_rows("wug", items, scores)
+    first = np.array([np.exp(lp[0] - np.logaddexp(lp[0], lp[1])) for lp in scores])
+    ratios = np.array([item.extra["ratio"] for item in items])
+    for row, p, ratio in zip(rows, first, ratios):
+        row |= {"value": float(p), "reference": float(ratio)}
+    score, _ = accuracy("wug", rows)
+    return {
+        "wug_accuracy": {"score": score, "truncated": cut},
+        "wug_spearman": {"score": float(spearman(first, ratios))},
+    }, rows
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> Any:
@@ -168,9 +182,9 @@ def r2_gain(
 def reading_table(
     rows: list[dict], surprisal: np.ndarray, prev_surprisal: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The regression variables of every reading row; missing values are NaN."""
+    """The regression variables of every reading row (`babylm.load_reading`); missing values are NaN."""
     table = {
-        name: np.array([float(r[name]) if r[name] not in ("", "NA") else np.nan for r in rows])
+        name: np.array([np.nan if r[name] is None else float(r[name]) for r in rows])
         for name in [*EYE_MEASURES, "self_paced_reading_time", *BASE_TERMS, "prev_length"]
     }
     return table | {"pred": surprisal, "prev_pred": prev_surprisal}
@@ -184,20 +198,68 @@ def reading_scores(table: dict[str, np.ndarray], weights: np.ndarray | None = No
     return np.mean(np.stack(list(eye.values())), axis=0), eye, reading
 
 
-def reading_task(model, tokenizer, data_dir, batch_size) -> tuple[dict, dict, list[dict]]:
+def word_tokens(tokenizer, text: str) -> list[int]:
+    """The token ids of `text` tokenized as a word on its own (no special tokens)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise DataError(f"{text!r} tokenizes to nothing, so the official reading predictor cannot score it.")
+    return ids
+
+
+def official_queries(tokenizer, context: str, word: str) -> list[tuple[str, int]]:
+    """The (context, token id) predictions whose product is the official pipeline's P(word | context).
+
+    As its `get_p2` does: the word's first token after the context; then for each later token, the context
+    grows by the decoded text so far (a SentencePiece decode drops the word's leading space, so "you are"
+    and "watched" go on as "you arewat") and the token's decoded text is tokenized again as a word of its
+    own, whose first token is the one scored.
+    """
+    target = word_tokens(tokenizer, word)
+    queries = [(context, target[0])]
+    context += tokenizer.decode(target[0])
+    for token in target[1:]:
+        text = tokenizer.decode(token)
+        queries.append((context, word_tokens(tokenizer, text)[0]))
+        context += text
+    return queries
+
+
+def word_surprisals(
+    model, tokenizer, pairs: list[tuple[str, str]], batch_size: int, predictor: str
+) -> tuple[np.ndarray, int]:
+    """(-log P(word | context) per (context, word), sequences cut to fit the model).
+
+    "official": the official pipeline's predictor (`official_queries`), every distinct query scored once.
+    "joint": the word's tokens scored together after the context, as " " + word in one string.
+    """
+    if predictor == "joint":
+        logprobs, cut = completion_logprobs(
+            model, tokenizer, [(context, " " + word) for context, word in pairs], batch_size, "reading"
+        )
+        return -logprobs, cut
+    words = [official_queries(tokenizer, context, word) for context, word in pairs]
+    unique = list(dict.fromkeys(query for queries in words for query in queries))
+    logprobs, cut = next_token_logprobs(model, tokenizer, unique, batch_size, "reading")
+    found = dict(zip(unique, logprobs))
+    return np.array([-sum(found[query] for query in queries) for queries in words]), cut
+
+
+def reading_task(
+    model, tokenizer, data_dir, batch_size, predictor: str = "official"
+) -> tuple[dict, dict, list[dict]]:
     """Eye Tracking (mean over four first-pass measures) and self-paced Reading (with spillover).
 
-    Always on all 1,726 words: the regressions need them, and scoring them is cheap.
+    Always on all 1,726 words: the regressions need them, and scoring them is cheap. A row has a previous
+    word's surprisal only where its `prev_item` is present, as the official pipeline reads the data.
     """
     rows = load_reading(data_dir)
-    words = completion_logprobs(
-        model, tokenizer, [(r["item"], " " + r["word"]) for r in rows], batch_size, "reading"
-    )
-    has_prev = [bool(r["prev_item"]) for r in rows]
-    prev_pairs = [(r["prev_item"], " " + r["prev_word"]) for r, ok in zip(rows, has_prev) if ok]
-    prev_scores = iter(completion_logprobs(model, tokenizer, prev_pairs, batch_size))
-    prev = np.array([-next(prev_scores) if ok else np.nan for ok in has_prev])
-    table = reading_table(rows, -words, prev)
+    has_prev = [r["prev_item"] is not None for r in rows]
+    pairs = [(r["item"], r["word"]) for r in rows]
+    pairs += [(r["prev_item"], r["prev_word"]) for r, ok in zip(rows, has_prev) if ok]
+    surprisal, cut = word_surprisals(model, tokenizer, pairs, batch_size, predictor)
+    prev_scores = iter(surprisal[len(rows) :])
+    prev = np.array([next(prev_scores) if ok else np.nan for ok in has_prev])
+    table = reading_table(rows, surprisal[: len(rows)], prev)
     eye_tracking, eye, reading = reading_scores(table)
     predictions = [
         {
@@ -209,7 +271,8 @@ def reading_task(model, tokenizer, data_dir, batch_size) -> tuple[dict, dict, li
         }
         for i in range(len(rows))
     ]
-    return {"score": float(eye_tracking), "measures": eye}, {"score": float(reading)}, predictions
+    eye_result = {"score": float(eye_tracking), "measures": eye, "truncated": cut}
+    return eye_result, {"score": float(reading), "truncated": cut}, predictions
 
 
 def perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window) -> tuple[dict, list[dict]]:
@@ -238,13 +301,23 @@ def evaluate_checkpoint(
     batch_size: int = 64,
     window: int | None = None,
     threads: int = 1,
+    reading_predictor: str = "official",
+    dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores."""
+    """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores.
+
+    `reading_predictor` is how a word's surprisal is computed for Reading and Eye Tracking: "official"
+    (the official pipeline's, `official_queries`) or "joint" (its tokens scored together after the context).
+    `dtype` is the model's precision: "float32", as the official pipeline scores, or "bfloat16" (faster on
+    GPU; near-ties between candidates can then flip).
+    """
+    if reading_predictor not in READING_PREDICTORS:
+        raise ValueError(f"reading_predictor {reading_predictor!r}: expected one of {READING_PREDICTORS}")
     for task in TASK_DIRS:  # every data directory is checked before any model work
         task_dir(data_dir, task)
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_causal_lm(checkpoint, device)
+    model = load_causal_lm(checkpoint, device, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     window = window or model.config.max_position_embeddings
     start = time.perf_counter()
@@ -254,9 +327,12 @@ def evaluate_checkpoint(
     for task in CHOICE_TASKS:
         results[task], part = choice_task(model, tokenizer, data_dir, task, max_items, batch_size)
         rows += part
-    results["wug"], part = wug_task(model, tokenizer, data_dir, max_items, batch_size)
+    wug, part = wug_task(model, tokenizer, data_dir, max_items, batch_size)
+    results |= wug
     rows += part
-    results["eye_tracking"], results["reading"], part = reading_task(model, tokenizer, data_dir, batch_size)
+    results["eye_tracking"], results["reading"], part = reading_task(
+        model, tokenizer, data_dir, batch_size, reading_predictor
+    )
     rows += part
     scores = {
         "checkpoint": str(checkpoint),
@@ -264,6 +340,8 @@ def evaluate_checkpoint(
         "details": results,
         "max_items_per_task": max_items,
         "window": window,
+        "reading_predictor": reading_predictor,
+        "dtype": dtype,
         "predictions": VALUE_MEANING,
     }
     write_predictions(rows, Path(out_dir) / "predictions.parquet")
@@ -283,18 +361,26 @@ def evaluate_run(
     batch_size: int = 64,
     window: int | None = None,
     threads: int = 1,
+    reading_predictor: str = "official",
+    dtype: str = "float32",
 ) -> None:
     """Evaluate a run's checkpoints into `out_dir/step<N>/`; a killed job keeps what it finished.
 
     Work goes to `<out_dir>.partial/` (Snakemake deletes a job's outputs before it reruns it) and moves
     into place at the end. Finished checkpoints are kept only for the same training run (its
-    metrics.csv) and the same evaluation settings.
+    metrics.csv) and the same evaluation settings (`reading_predictor` included).
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     missing = [f"step{step}" for step in steps if not (run_dir / f"step{step}").is_dir()]
     if missing:
         raise DataError(f"{run_dir}: no {', '.join(missing)}. Train the run first (rerun Snakemake).")
-    settings = {"max_items": max_items, "batch_size": batch_size, "window": window}
+    settings = {
+        "max_items": max_items,
+        "batch_size": batch_size,
+        "window": window,
+        "reading_predictor": reading_predictor,
+        "dtype": dtype,
+    }
     key = {"run": sha256_file(run_dir / "metrics.csv"), "data_dir": str(data_dir), **settings}
     work = work_dir(out_dir)
     stamp = work / "evaluating.json"

@@ -1,9 +1,10 @@
 """One experiment's summary: mean-max scores over its seeds' checkpoints and its bootstrap replicates.
 
 An experiment is a set of training runs (one per seed) whose checkpoints were all evaluated. Its summary
-(`summary.json`) holds the mean-max of every task and the checkpoint each seed contributed; its replicates
-(`replicates.npz`) hold, per task, the bootstrap distribution of those selected checkpoints averaged over
-seeds, which the tables compare against the baseline's.
+(`summary.json`) holds the mean-max of every task in `stats.TASK_LABELS` (both WUG metrics among them) and
+the checkpoint each seed contributed; its replicates (`replicates.npz`) hold, per task, the bootstrap
+distribution of those selected checkpoints averaged over seeds, which the tables compare against the
+baseline's.
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ def read_scores(eval_dirs: dict[int, dict[int, str]]) -> dict[int, dict[int, dic
             path = Path(directory) / "scores.json"
             if not path.is_file():
                 raise DataError(f"{path}: not found. Evaluate the checkpoint first (rerun Snakemake).")
-            scores.setdefault(seed, {})[step] = read_json(path)["scores"]
+            found = read_json(path)["scores"]
+            missing = [task for task in TASK_LABELS if task not in found]
+            if missing:
+                raise DataError(
+                    f"{path}: no {', '.join(missing)} score (evaluated by an older version); "
+                    "evaluate the checkpoint again."
+                )
+            scores.setdefault(seed, {})[step] = found
     return scores
 
 

@@ -3,6 +3,8 @@
 A candidate is scored as the official BabyLM pipeline does: the whole string (prefix + completion) is
 tokenized with the tokenizer's special tokens, and the log-probabilities of the tokens whose characters
 overlap the completion are summed. Batches are sorted by length so that little padding is computed.
+Sequences are scored whole, as the official pipeline feeds them, unless the model cannot take them
+(`position_limit`); the callers count the ones cut.
 """
 
 from __future__ import annotations
@@ -56,10 +58,9 @@ def token_logprobs(
             mask[row, : len(sequences[index])] = 1
             targets[row, 1 : len(sequences[index])] = torch.tensor(wanted[index][1:], dtype=torch.bool)
         ids, mask, targets = ids.to(device), mask.to(device), targets.to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-            rows, cols = targets.nonzero(as_tuple=True)
-            logits = head(hidden[rows, cols - 1])
+        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
+        rows, cols = targets.nonzero(as_tuple=True)
+        logits = head(hidden[rows, cols - 1])
         picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[rows, cols, None]).squeeze(-1)
         picked = picked.double().cpu().numpy()
         counts = targets.sum(dim=1).tolist()
@@ -68,21 +69,58 @@ def token_logprobs(
     return out
 
 
-def fit_context(ids: list[int], scored: list[bool], limit: int) -> tuple[list[int], list[bool]]:
-    """Drop the oldest tokens of a sequence longer than the model's positions (the scored end is kept)."""
-    return (ids[-limit:], scored[-limit:]) if len(ids) > limit else (ids, scored)
+def position_limit(model) -> int | None:
+    """The longest sequence `model` can score, or None when it takes any length.
+
+    Rule: a model with a rotary position module (a module class named "*Rotary*": LLaMA, Mistral, Qwen,
+    GPT-NeoX, Phi, ...) computes its position encodings for any position, so it gets whole sequences, as
+    the official pipeline feeds them. Every other model is taken to hold a learned table of
+    `max_position_embeddings` absolute positions (GPT-2, OPT), which an index past its end would break.
+    """
+    if any("Rotary" in type(module).__name__ for module in model.modules()):
+        return None
+    return model.config.max_position_embeddings
+
+
+def fit_context(
+    sequences: list[list[int]], wanted: list[list[bool]], limit: int | None
+) -> tuple[list[list[int]], list[list[bool]], int]:
+    """(sequences, wanted, how many were cut): the oldest tokens of those over `limit` dropped.
+
+    The scored end is kept; `limit` None keeps every sequence whole.
+    """
+    if limit is None:
+        return sequences, wanted, 0
+    cut = sum(len(ids) > limit for ids in sequences)
+    return [ids[-limit:] for ids in sequences], [mask[-limit:] for mask in wanted], cut
 
 
 def completion_logprobs(
     model, tokenizer, pairs: list[tuple[str, str]], batch_size: int, desc: str = ""
-) -> np.ndarray:
-    """Summed log-probability of each completion given its prefix."""
-    limit = model.config.max_position_embeddings
-    encoded = [fit_context(ids, scored, limit) for ids, scored in encode_candidates(tokenizer, pairs)]
-    logprobs = token_logprobs(
-        model, [ids for ids, _ in encoded], [mask for _, mask in encoded], batch_size, desc
+) -> tuple[np.ndarray, int]:
+    """(summed log-probability of each completion given its prefix, sequences cut to fit the model)."""
+    encoded = encode_candidates(tokenizer, pairs)
+    ids, wanted, cut = fit_context(
+        [ids for ids, _ in encoded], [mask for _, mask in encoded], position_limit(model)
     )
-    return np.array([float(lp.sum()) for lp in logprobs])
+    logprobs = token_logprobs(model, ids, wanted, batch_size, desc)
+    return np.array([float(lp.sum()) for lp in logprobs]), cut
+
+
+def next_token_logprobs(
+    model, tokenizer, queries: list[tuple[str, int]], batch_size: int, desc: str = ""
+) -> tuple[np.ndarray, int]:
+    """(log P(token | context) per (context, token id), sequences cut to fit the model).
+
+    The context is tokenized with the tokenizer's special tokens and the token appended, so the one
+    scored position is the model's prediction at the end of the tokenized context.
+    """
+    contexts = tokenizer([context for context, _ in queries])["input_ids"]
+    sequences = [[*ids, token] for ids, (_, token) in zip(contexts, queries)]
+    wanted = [[False] * len(ids) + [True] for ids in contexts]
+    sequences, wanted, cut = fit_context(sequences, wanted, position_limit(model))
+    logprobs = token_logprobs(model, sequences, wanted, batch_size, desc)
+    return np.array([float(lp[-1]) for lp in logprobs]), cut
 
 
 def document_nlls(model, documents: list[list[int]], window: int, batch_size: int) -> list[tuple[float, int]]:

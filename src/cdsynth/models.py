@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +34,21 @@ def build_model(arch: dict[str, Any], tokenizer: PreTrainedTokenizerBase, seed: 
     """A freshly initialised model; the same seed always gives the same weights."""
     torch.manual_seed(seed)
     return LlamaForCausalLM(llama_config(arch, tokenizer))
+
+
+def save_model(model: LlamaForCausalLM, directory: str | os.PathLike) -> None:
+    """`save_pretrained`, with the config keys transformers 4.x reads beside the ones 5.x writes.
+
+    5.x keeps the rotary base in `rope_parameters` and the weights' type in `dtype`; 4.x (e.g. the official
+    BabyLM 2025 pipeline's 4.51.3) reads `rope_theta` and `torch_dtype`, and would silently fall back to its
+    defaults without them.
+    """
+    model.save_pretrained(directory)
+    config_file = Path(directory) / "config.json"
+    config = json.loads(config_file.read_text())
+    config["rope_theta"] = model.config.rope_parameters["rope_theta"]
+    config["torch_dtype"] = config.get("dtype", "float32")
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def count_parameters(model: torch.nn.Module, exclude_embeddings: bool = False) -> int:

@@ -23,16 +23,25 @@ def require_model_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_causal_lm(path: str | os.PathLike, device: torch.device, attention_dropout: float | None = None):
-    """A model for generation: bf16 on GPU, fp32 on CPU; with `attention_dropout`, kept in train mode.
+def load_causal_lm(
+    path: str | os.PathLike,
+    device: torch.device,
+    attention_dropout: float | None = None,
+    dtype: str | None = None,
+):
+    """A model in `dtype` ("float32" | "bfloat16"; None: bf16 on GPU, fp32 on CPU); with
+    `attention_dropout`, kept in train mode.
 
     The dropout amateur is the paper's CD-Drop: GOOD's weights with attention dropout active while it
     scores, so it is a noisier, weaker copy of the expert.
     """
     path = require_model_dir(path)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype is None:
+        dtype = "bfloat16" if device.type == "cuda" else "float32"
     overrides = {} if attention_dropout is None else {"attention_dropout": attention_dropout}
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", **overrides)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=getattr(torch, dtype), attn_implementation="sdpa", **overrides
+    )
     model.to(device)
     return model.train() if attention_dropout else model.eval()
 
@@ -75,14 +84,21 @@ def load_decoder(
     device: torch.device,
     amateur_dropout: float | None = None,
     compile_scoring: bool = False,
+    dtype: str = "float32",
 ) -> tuple[Decoder, PreTrainedTokenizerBase]:
-    """Expert plus amateur (a separate directory, or the expert with attention dropout), and the tokenizer."""
+    """Expert plus amateur (a separate directory, or the expert with attention dropout), and the tokenizer.
+
+    float32 generates as the authors did: fp32 weights with TF32 matmuls on GPU
+    (`torch.set_float32_matmul_precision("high")`); bfloat16 is faster on GPU but moves the CD
+    distribution (README, "Fidelity to the paper").
+    """
+    torch.set_float32_matmul_precision("high")
     tokenizer = load_pair_tokenizer(expert_dir, amateur_dir)
-    expert = load_causal_lm(expert_dir, device)
+    expert = load_causal_lm(expert_dir, device, dtype=dtype)
     amateur = None
     if amateur_dropout is not None:
-        amateur = load_causal_lm(expert_dir, device, attention_dropout=amateur_dropout)
+        amateur = load_causal_lm(expert_dir, device, attention_dropout=amateur_dropout, dtype=dtype)
     elif amateur_dir is not None:
-        amateur = load_causal_lm(amateur_dir, device)
+        amateur = load_causal_lm(amateur_dir, device, dtype=dtype)
     pick = torch.compile(next_tokens, dynamic=False) if compile_scoring else next_tokens
     return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id, pick=pick), tokenizer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -36,12 +37,19 @@ def save_figure(fig, paths: list[str | os.PathLike]) -> None:
 
 
 def plot_gains(rows: list[dict[str, Any]], labels: dict[str, str], baseline: str, paths: list) -> None:
-    """Per task, each experiment's difference from the baseline with its 95% bootstrap interval.
+    """Each experiment's difference from the baseline with its 95% bootstrap interval, one panel per task.
 
-    Filled markers are significant (the interval excludes 0).
+    Panels follow `labels` (task -> title) in order, in rows of at most four. Filled markers are
+    significant (the interval excludes 0).
     """
     others = [row for row in rows if row["experiment"] != baseline]
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), layout="constrained", sharey=False)
+    panel_rows = math.ceil(len(labels) / 4)
+    shape = (panel_rows, math.ceil(len(labels) / panel_rows))  # balanced rows: 9 panels as 3 x 3
+    fig, axes = plt.subplots(
+        *shape, figsize=(3.25 * shape[1], 2.75 * shape[0]), layout="constrained", squeeze=False
+    )
+    for ax in axes.ravel()[len(labels) :]:
+        ax.remove()
     base = next(row for row in rows if row["experiment"] == baseline)
     for ax, (task, label) in zip(axes.ravel(), labels.items()):
         for x, row in enumerate(others):

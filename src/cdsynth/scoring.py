@@ -6,9 +6,10 @@ The rules follow the paper's logits processors (`../shared/REFERENCE.md` §1, "S
 - head V_head = {x : p_G(x) > alpha * max p_G};
 - `cd`:        score = log(p_G + 1e-10) - strength * log(p_B + 1e-10) on the head, `penalty` elsewhere;
 - `vhead`:     score = log(p_G + 1e-10) on the head, `penalty` elsewhere;
-- `ancestral`: score = log p_G (plain sampling from the expert);
+- `ancestral`: score = the expert's logit / T (plain sampling from the expert: softmax gives p_G);
 - then optional top-k / top-p on those scores (cut entries get `penalty` for the head methods, as in the
-  paper, and -inf for ancestral, as in standard sampling); the next token is drawn from softmax(scores).
+  paper; for ancestral they get `ancestral_cut`, a raw logit: -inf by default, as in standard sampling,
+  or the authors' -20); the next token is drawn from softmax(scores).
 
 `penalty` is a constant score, not -inf, so tokens outside the head keep a tiny probability; pass
 `float("-inf")` for strict CD.
@@ -29,7 +30,9 @@ def contrast(
     """Scores before truncation, in float32, shape (batch, vocab)."""
     expert = expert_logits.float() / scoring.temperature
     if scoring.method == "ancestral":
-        return torch.log_softmax(expert, dim=-1)
+        # Raw logits rather than log p_G: softmax is the same, and a finite `ancestral_cut` then means what
+        # the authors' penalty means, a logit.
+        return expert
     probs = torch.softmax(expert, dim=-1)
     scores = torch.log(probs + EPS)
     if scoring.method == "cd":

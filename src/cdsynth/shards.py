@@ -1,8 +1,13 @@
-"""Pack tokenized documents into fixed-size training blocks stored as checksummed Arrow shards."""
+"""Tokenized documents stored as checksummed Arrow shards, one row per document ([BOS] + ids + [EOS]).
+
+Documents, not fixed blocks, are stored because the trainer packs them into blocks itself, afresh on every
+pass over the data (`cdsynth.batches.PackedStream`), as the authors' training code regroups its data.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,21 +31,20 @@ def build_shards(
     tokenizer_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    block_size: int,
-    blocks_per_shard: int = 8192,
+    tokens_per_shard: int = 1 << 24,
     threads: int = 1,
 ) -> dict:
-    """Encode every document as [BOS] + ids + [EOS], concatenate them and cut blocks of `block_size`.
+    """Encode every document of a corpus split as [BOS] + ids + [EOS], one row each, in file order.
 
-    The final partial block is dropped. Returns the meta dict also written to `out_dir/meta.json`.
+    Returns the meta dict also written to `out_dir/meta.json`.
     """
     table = read_arrow(corpus_arrow)
     if "text" not in table.column_names:
         raise DataError(f"{corpus_arrow}: no `text` column. Rebuild the corpus split with Snakemake.")
     tokenizer = load_tokenizer(tokenizer_dir)
     batches = _encode_batches(table.column("text"), tokenizer, threads)
-    return _write_blocks(
-        batches, tokenizer_dir, len(tokenizer), out_dir, block_size, blocks_per_shard, str(corpus_arrow)
+    return _write_documents(
+        batches, tokenizer_dir, len(tokenizer), out_dir, tokens_per_shard, str(corpus_arrow)
     )
 
 
@@ -49,62 +53,96 @@ def build_synthetic_shards(
     tokenizer_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    block_size: int,
-    blocks_per_shard: int = 8192,
+    tokens_per_shard: int = 1 << 24,
+    holdout: float = 0.0,
+    holdout_seed: int = 42,
 ) -> dict:
-    """Training blocks from a synthetic corpus (its `manifest.json` and shards), like `build_shards`.
+    """Training documents from a synthetic corpus (its `manifest.json` and shards), like `build_shards`.
 
-    Each sample is split on BOS/EOS first, as the paper did: the pieces become [BOS] + piece + [EOS]
-    documents, so a generated end of text never runs into the next sample without a boundary.
+    A seeded `holdout` share of the samples is left out, as the authors trained on 95% of each corpus. Each
+    kept sample is split on BOS/EOS, as the paper did: the pieces become [BOS] + piece + [EOS] documents, so
+    a generated end of text never runs into the next sample without a boundary.
     """
+    if not 0 <= holdout < 1:
+        raise ConfigError(f"synthetic holdout {holdout}: must be in [0, 1)")
     corpus_dir = Path(corpus_dir)
     tokenizer = load_tokenizer(tokenizer_dir)
-    batches = _synthetic_batches(corpus_dir, tokenizer.bos_token_id, tokenizer.eos_token_id, len(tokenizer))
-    return _write_blocks(
-        batches, tokenizer_dir, len(tokenizer), out_dir, block_size, blocks_per_shard, str(corpus_dir)
+    samples = _synthetic_samples(corpus_dir, len(tokenizer))
+    kept = _without_holdout(sum(len(s) for s in samples), holdout, holdout_seed)
+    batches = _synthetic_batches(samples, kept, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    meta = _write_documents(
+        batches,
+        tokenizer_dir,
+        len(tokenizer),
+        out_dir,
+        tokens_per_shard,
+        str(corpus_dir),
+        extra={"samples": int(len(kept)), "held_out_samples": int((~kept).sum()), "holdout": holdout},
     )
+    return meta
 
 
-def _write_blocks(
-    batches: Iterator[tuple[np.ndarray, int]],
+def _write_documents(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]],
     tokenizer_dir: str | os.PathLike,
     vocab_size: int,
     out_dir: str | os.PathLike,
-    block_size: int,
-    blocks_per_shard: int,
+    tokens_per_shard: int,
     source: str,
+    extra: dict[str, Any] | None = None,
 ) -> dict:
-    """Pack (token stream, documents) batches into shards under `out_dir`, with meta.json, atomically."""
-    if block_size < 1 or blocks_per_shard < 1:
-        raise ConfigError(f"block_size ({block_size}) and blocks_per_shard ({blocks_per_shard}) must be >= 1")
+    """Write (token stream, document lengths) batches as shards of about `tokens_per_shard` tokens."""
+    if tokens_per_shard < 1:
+        raise ConfigError(f"tokens_per_shard ({tokens_per_shard}) must be >= 1")
     with atomic_path(out_dir, directory=True) as tmp:
-        shards, total, documents = _pack(batches, tmp, block_size, block_size * blocks_per_shard)
-        num_blocks = sum(s["num_blocks"] for s in shards)
-        if num_blocks == 0:
-            raise DataError(
-                f"{source}: {documents} documents give {total} tokens, fewer than one block of "
-                f"{block_size}; lower block_size or add text to the corpus."
-            )
+        shards = _shard_batches(batches, tmp, tokens_per_shard)
+        documents = sum(s["num_documents"] for s in shards)
+        if documents == 0:
+            raise DataError(f"{source}: no documents to train on; add text to the corpus.")
         meta = {
-            "block_size": block_size,
-            "num_blocks": num_blocks,
-            "num_tokens": num_blocks * block_size,
             "num_documents": documents,
-            "dropped_tokens": total - num_blocks * block_size,
+            "num_tokens": sum(s["num_tokens"] for s in shards),
             "vocab_size": vocab_size,
             "tokenizer_sha256": tokenizer_fingerprint(tokenizer_dir),
             "source": source,
+            **(extra or {}),
             "shards": shards,
         }
         write_json(meta, tmp / META_FILE)
     return meta
 
 
-def load_blocks(shards_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike | None = None) -> np.ndarray:
-    """Read every shard after checking its checksum and block count.
+def _shard_batches(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]], out_dir: Path, tokens_per_shard: int
+) -> list[dict[str, Any]]:
+    """Write the documents in order into shards; a shard closes with the document that fills its budget."""
+    shards: list[dict[str, Any]] = []
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
+    room = tokens_per_shard
+    for values, lengths in batches:
+        ends = np.cumsum(lengths)
+        while len(lengths) and ends[-1] >= room:
+            take = int(np.searchsorted(ends, room)) + 1  # documents up to the one that fills the shard
+            pending.append((values[: ends[take - 1]], lengths[:take]))
+            shards.append(_write_shard(out_dir, len(shards), pending))
+            values, lengths = values[ends[take - 1] :], lengths[take:]
+            ends = ends[take:] - ends[take - 1]
+            pending, room = [], tokens_per_shard
+        if len(lengths):
+            pending.append((values, lengths))
+            room -= int(ends[-1])
+    if pending:
+        shards.append(_write_shard(out_dir, len(shards), pending))
+    return shards
 
-    Returns one contiguous (num_blocks, block_size) int32 array. With `tokenizer_dir`, also checks that the
-    shards were built with that exact tokenizer.
+
+def load_documents(
+    shards_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every document of checked shards: (tokens, starts), document i being tokens[starts[i]:starts[i + 1]].
+
+    The tokens are one contiguous int32 array. With `tokenizer_dir`, also checks that the shards were built
+    with that exact tokenizer.
     """
     shards_dir = Path(shards_dir)
     meta = _read_meta(shards_dir)
@@ -113,52 +151,23 @@ def load_blocks(shards_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike 
             f"shards in {shards_dir} were built with a different tokenizer than {tokenizer_dir}; "
             f"rebuild them (delete {shards_dir} and rerun Snakemake)."
         )
-    block_size = meta["block_size"]
-    blocks = np.empty((meta["num_blocks"], block_size), dtype=np.int32)
-    row = 0
+    tokens = np.empty(meta["num_tokens"], dtype=np.int32)
+    lengths = np.empty(meta["num_documents"], dtype=np.int64)
+    token_row = doc_row = 0
     for shard in meta["shards"]:
-        values = _read_shard(shards_dir, shard, block_size)
-        blocks[row : row + shard["num_blocks"]] = values.reshape(-1, block_size)
-        row += shard["num_blocks"]
-    if row != len(blocks):
-        raise _corrupt(shards_dir, META_FILE, f"shards hold {row} blocks, meta says {len(blocks)}")
-    return blocks
+        values, doc_lengths = _read_shard(shards_dir, shard)
+        tokens[token_row : token_row + len(values)] = values
+        lengths[doc_row : doc_row + len(doc_lengths)] = doc_lengths
+        token_row, doc_row = token_row + len(values), doc_row + len(doc_lengths)
+    if token_row != len(tokens) or doc_row != len(lengths):
+        raise _corrupt(shards_dir, META_FILE, "its totals differ from the shards'")
+    return tokens, np.concatenate([[0], np.cumsum(lengths)])
 
 
-def _pack(
-    batches: Iterator[tuple[np.ndarray, int]], out_dir: Path, block_size: int, shard_tokens: int
-) -> tuple[list[dict[str, Any]], int, int]:
-    """Cut the token stream into shards of `shard_tokens` (the last one shorter).
-
-    Returns (shards, tokens, documents).
-    """
-    shards: list[dict[str, Any]] = []
-    # Batches are joined only when a shard is full, which keeps packing linear in the corpus size.
-    pending: list[np.ndarray] = []
-    pending_len = total = documents = 0
-    for ids, docs in batches:
-        total += len(ids)
-        documents += docs
-        pending.append(ids)
-        pending_len += len(ids)
-        if pending_len < shard_tokens:
-            continue
-        joined, start = np.concatenate(pending), 0
-        while len(joined) - start >= shard_tokens:
-            shards.append(
-                _write_shard(out_dir, len(shards), joined[start : start + shard_tokens], block_size)
-            )
-            start += shard_tokens
-        pending, pending_len = [joined[start:]], len(joined) - start
-    rest = np.concatenate(pending) if pending else np.empty(0, dtype=np.int32)
-    full = len(rest) // block_size * block_size
-    if full:
-        shards.append(_write_shard(out_dir, len(shards), rest[:full], block_size))
-    return shards, total, documents
-
-
-def _encode_batches(texts: pa.ChunkedArray, tokenizer: Any, threads: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Yield the flat int32 stream [BOS] + ids + [EOS] per document, one array per batch, in file order."""
+def _encode_batches(
+    texts: pa.ChunkedArray, tokenizer: Any, threads: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ([BOS] + ids + [EOS] of each document, concatenated; their lengths), a batch at a time."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     # The Rust backend skips the Python wrapper's per-call overhead (padding, BatchEncoding, ...).
     backend = tokenizer.backend_tokenizer
@@ -166,19 +175,22 @@ def _encode_batches(texts: pa.ChunkedArray, tokenizer: Any, threads: int) -> Ite
         for start in range(0, len(texts), _ENCODE_BATCH):
             batch = [t or "" for t in texts.slice(start, _ENCODE_BATCH).to_pylist()]
             stream: list[int] = []
+            lengths = []
             for encoding in backend.encode_batch(batch, add_special_tokens=False):
                 stream.append(bos)
                 stream.extend(encoding.ids)
                 stream.append(eos)
-            yield np.array(stream, dtype=np.int32), len(batch)
+                lengths.append(len(encoding.ids) + 2)
+            yield np.array(stream, dtype=np.int32), np.array(lengths, dtype=np.int64)
             bar.update(len(batch))
 
 
-def _synthetic_batches(corpus_dir: Path, bos: int, eos: int, vocab: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Per checked shard of a synthetic corpus, the stream of its samples split on BOS/EOS."""
+def _synthetic_samples(corpus_dir: Path, vocab: int) -> list[pa.ListArray]:
+    """Each checked shard's samples (`input_ids`) of a synthetic corpus, in manifest order."""
     manifest_path = corpus_dir / "manifest.json"
     if not manifest_path.is_file():
         raise DataError(f"{manifest_path}: not found. Generate the corpus first (rerun Snakemake).")
+    out = []
     for shard in read_json(manifest_path)["shards"]:
         path = corpus_dir / shard["file"]
         if not path.is_file() or sha256_file(path) != shard["sha256"]:
@@ -187,17 +199,43 @@ def _synthetic_batches(corpus_dir: Path, bos: int, eos: int, vocab: int) -> Iter
                 f"corrupt: delete {corpus_dir} and rerun Snakemake."
             )
         samples = read_arrow(path).column("input_ids").combine_chunks()
-        values, offsets = samples.values.to_numpy(), samples.offsets.to_numpy()
+        values = samples.values.to_numpy()
         if len(values) and values.max() >= vocab:
             raise DataError(
                 f"{path}: token id {values.max()} is outside the tokenizer's {vocab} ids; the corpus was "
                 "made with another tokenizer. Regenerate it with this workflow's GOOD model."
             )
-        yield split_documents(values, offsets[:-1], bos, eos)
+        out.append(samples)
+    return out
 
 
-def split_documents(values: np.ndarray, row_starts: np.ndarray, bos: int, eos: int) -> tuple[np.ndarray, int]:
-    """[BOS] + piece + [EOS] for every non-empty run of tokens between rows, BOS and EOS; (stream, pieces)."""
+def _without_holdout(samples: int, holdout: float, seed: int) -> np.ndarray:
+    """A mask of the samples kept for training: all but a seeded ceil(holdout x samples) of them."""
+    kept = np.ones(samples, dtype=bool)
+    kept[np.random.default_rng(seed).permutation(samples)[: math.ceil(holdout * samples)]] = False
+    return kept
+
+
+def _synthetic_batches(
+    samples: list[pa.ListArray], kept: np.ndarray, bos: int, eos: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per synthetic shard, the documents of its kept samples split on BOS/EOS."""
+    first = 0
+    for shard in samples:
+        mine = kept[first : first + len(shard)]
+        first += len(shard)
+        chosen = shard.filter(pa.array(mine))
+        values, offsets = chosen.flatten().to_numpy(), chosen.offsets.to_numpy()
+        yield split_documents(values, offsets[:-1] - offsets[0], bos, eos)
+
+
+def split_documents(
+    values: np.ndarray, row_starts: np.ndarray, bos: int, eos: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """[BOS] + piece + [EOS] for every non-empty run of tokens between rows, BOS and EOS.
+
+    Returns the documents concatenated and their lengths.
+    """
     boundary = (values == bos) | (values == eos)
     starts = np.zeros(len(values), dtype=bool)
     starts[row_starts[row_starts < len(values)]] = True
@@ -210,7 +248,7 @@ def split_documents(values: np.ndarray, row_starts: np.ndarray, bos: int, eos: i
     out[np.arange(len(kept)) + 2 * np.repeat(np.arange(len(counts)), counts) + 1] = kept
     out[first + shift] = bos
     out[first + shift + counts + 1] = eos
-    return out, len(counts)
+    return out, counts.astype(np.int64) + 2
 
 
 @contextlib.contextmanager
@@ -235,11 +273,19 @@ def _tokenizer_threads(threads: int) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _write_shard(out_dir: Path, index: int, tokens: np.ndarray, block_size: int) -> dict[str, Any]:
+def _write_shard(out_dir: Path, index: int, batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     name = f"shard-{index:05d}.arrow"
-    blocks = pa.FixedSizeListArray.from_arrays(pa.array(tokens, type=pa.int32()), block_size)
-    write_arrow(pa.table({COLUMN: blocks}), out_dir / name)
-    return {"file": name, "num_blocks": len(blocks), "sha256": sha256_file(out_dir / name)}
+    values = np.concatenate([v for v, _ in batches])
+    lengths = np.concatenate([lengths for _, lengths in batches])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    documents = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))
+    write_arrow(pa.table({COLUMN: documents}), out_dir / name)
+    return {
+        "file": name,
+        "num_documents": len(lengths),
+        "num_tokens": len(values),
+        "sha256": sha256_file(out_dir / name),
+    }
 
 
 def _read_meta(shards_dir: Path) -> dict[str, Any]:
@@ -250,14 +296,14 @@ def _read_meta(shards_dir: Path) -> dict[str, Any]:
         meta = read_json(path)
     except ValueError as err:
         raise _corrupt(shards_dir, META_FILE, f"unreadable ({err})") from err
-    missing = {"block_size", "num_blocks", "tokenizer_sha256", "shards"} - set(meta)
+    missing = {"num_documents", "num_tokens", "tokenizer_sha256", "shards"} - set(meta)
     if missing:
         raise _corrupt(shards_dir, META_FILE, f"lacks {sorted(missing)}")
     return meta
 
 
-def _read_shard(shards_dir: Path, shard: dict[str, Any], block_size: int) -> np.ndarray:
-    """Return the shard's tokens as a flat int32 array after checking checksum, type and block count."""
+def _read_shard(shards_dir: Path, shard: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(flat int32 tokens, document lengths) of a shard, after checking checksum, type and counts."""
     path = shards_dir / shard["file"]
     if not path.is_file():
         raise _corrupt(shards_dir, shard["file"], "missing")
@@ -267,12 +313,15 @@ def _read_shard(shards_dir: Path, shard: dict[str, Any], block_size: int) -> np.
         table = read_arrow(path)
     except DataError as err:
         raise _corrupt(shards_dir, shard["file"], str(err)) from err
-    expected = pa.list_(pa.int32(), block_size)
+    expected = pa.list_(pa.int32())
     if table.column_names != [COLUMN] or table.schema.field(COLUMN).type != expected:
         raise _corrupt(shards_dir, shard["file"], f"schema {table.schema} is not {COLUMN}: {expected}")
-    if table.num_rows != shard["num_blocks"]:
-        raise _corrupt(shards_dir, shard["file"], f"{table.num_rows} blocks, meta says {shard['num_blocks']}")
-    return table.column(COLUMN).combine_chunks().flatten().to_numpy()
+    documents = table.column(COLUMN).combine_chunks()
+    if len(documents) != shard["num_documents"]:
+        raise _corrupt(
+            shards_dir, shard["file"], f"{len(documents)} documents, meta says {shard['num_documents']}"
+        )
+    return documents.flatten().to_numpy(), np.diff(documents.offsets.to_numpy()).astype(np.int64)
 
 
 def _corrupt(shards_dir: Path, name: str, why: str) -> DataError:

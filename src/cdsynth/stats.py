@@ -6,6 +6,7 @@ R2 gains x 100, perplexity as is); the bootstrap replicates themselves come from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +17,34 @@ TASK_LABELS = {
     "blimp_supplement": "BLiMP Supp.",
     "entity_tracking": "Entity Tracking",
     "ewok": "EWoK",
-    "wug": "WUG",
+    "wug_accuracy": "WUG",
+    "wug_spearman": "WUG ρ",
     "reading": "Reading",
     "eye_tracking": "Eye Tracking",
 }
 LOWER_IS_BETTER = {"perplexity"}
-RELATIVE_GAIN_TASKS = [task for task in TASK_LABELS if task not in LOWER_IS_BETTER]
+# A table's columns, in order: the paper's, plus the official pipeline's WUG correlation.
+DEFAULT_TABLE_TASKS = [
+    "perplexity",
+    "blimp",
+    "blimp_supplement",
+    "entity_tracking",
+    "ewok",
+    "wug_accuracy",
+    "wug_spearman",
+    "reading",
+    "eye_tracking",
+]
+# The paper's muDeltaREL terms: its seven BabyLM tasks, WUG as an accuracy, perplexity excluded.
+PAPER_GAIN_TASKS = [
+    "blimp",
+    "blimp_supplement",
+    "entity_tracking",
+    "ewok",
+    "wug_accuracy",
+    "reading",
+    "eye_tracking",
+]
 
 
 @dataclass(frozen=True)
@@ -44,16 +67,20 @@ def mean_max(scores: dict[int, dict[int, float]], task: str) -> MeanMax:
     return MeanMax(float(values.mean()), std, per_seed, selected)
 
 
-def relative_gain(experiment: dict[str, float], baseline: dict[str, float]) -> float:
-    """muDeltaREL in %: the mean over the seven BabyLM tasks of (experiment - baseline) / |baseline|.
+def relative_gain(
+    experiment: dict[str, float], baseline: dict[str, float], tasks: Sequence[str] = PAPER_GAIN_TASKS
+) -> float:
+    """muDeltaREL in %: the mean over `tasks` of (experiment - baseline) / |baseline|.
 
     The paper divides by the baseline, which is the same for its positive scores; |baseline| keeps a gain
-    positive where a weak model's score is negative (a correlation or an R2 gain can be). A baseline of
+    positive where a weak model's score is negative (a correlation or an R2 gain can be). A task where
+    lower is better (perplexity, which the paper leaves out) counts its decrease as the gain. A baseline of
     exactly 0 leaves the relative gain undefined: NaN.
     """
-    if any(baseline[t] == 0 for t in RELATIVE_GAIN_TASKS):
+    if any(baseline[t] == 0 for t in tasks):
         return float("nan")
-    gains = [(experiment[t] - baseline[t]) / abs(baseline[t]) for t in RELATIVE_GAIN_TASKS]
+    sign = {t: -1 if t in LOWER_IS_BETTER else 1 for t in tasks}
+    gains = [sign[t] * (experiment[t] - baseline[t]) / abs(baseline[t]) for t in tasks]
     return 100 * float(np.mean(gains))
 
 

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import torch
 from tqdm import tqdm
 
-from cdsynth.corpus_spec import Scoring
+from cdsynth.corpus_spec import DTYPES, Amateur, Scoring
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.generate import TorchEngine
 from cdsynth.io import read_arrow, sha256_file, write_arrow, write_json
@@ -42,10 +42,15 @@ SHARD_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Protocol:
-    """How prompts are made and continued; the defaults are the paper's."""
+    """How prompts are made and continued; the defaults are the paper's.
+
+    `prefix_tokens` counts the real tokens after BOS: the authors tokenize seeds with `max_length=20`
+    including BOS, which is BOS + 19. `dtype` is the generation precision ("float32": fp32 weights with
+    TF32 matmuls on GPU, as the authors generated; "bfloat16").
+    """
 
     tokens: int = 100_000_000
-    prefix_tokens: int = 20
+    prefix_tokens: int = 19
     continuations: int = 8
     new_tokens: int = 400
     keep_prefix: bool = True
@@ -53,6 +58,11 @@ class Protocol:
     batch_size: int = 64
     seed: int = 0
     prompt_seed: int = 42
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
 
     @property
     def num_prompts(self) -> int:
@@ -182,6 +192,13 @@ def write_manifest(
     return manifest
 
 
+def describe_amateur(amateur_dir: str | os.PathLike | None, amateur_dropout: float | None) -> str | None:
+    """The amateur as recorded in a corpus's metadata: its directory, or `dropout:P`."""
+    if amateur_dropout is not None:
+        return str(Amateur("dropout", dropout=amateur_dropout))
+    return None if amateur_dir is None else str(amateur_dir)
+
+
 def protocol_from(params: dict[str, Any]) -> Protocol:
     return Protocol(**{k: params[k] for k in asdict(Protocol()) if k in params})
 
@@ -218,6 +235,7 @@ def open_engine(
             scoring,
             max_len=1 + protocol.prefix_tokens + protocol.new_tokens,
             batch_size=protocol.batch_size,
+            dtype=protocol.dtype,
             tensor_parallel=tensor_parallel,
             threads=threads,
         ) as engine:
@@ -225,7 +243,9 @@ def open_engine(
         return
     torch.set_num_threads(threads)
     target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    decoder, tokenizer = load_decoder(expert_dir, amateur_dir, target, amateur_dropout, compile_scoring)
+    decoder, tokenizer = load_decoder(
+        expert_dir, amateur_dir, target, amateur_dropout, compile_scoring, dtype=protocol.dtype
+    )
     yield TorchEngine(decoder, scoring, protocol.batch_size), tokenizer
 
 
@@ -259,7 +279,7 @@ def synthesize_shards(
     ) as (engine, tokenizer):
         ids, texts = read_prompt_texts(prompts_path)
         prompts = make_prompts(texts, ids, tokenizer, protocol)
-        amateur = f"dropout:{amateur_dropout}" if amateur_dropout else amateur_dir and str(amateur_dir)
+        amateur = describe_amateur(amateur_dir, amateur_dropout)
         metadata = {
             "backend": backend,
             "scoring": scoring.as_dict(),

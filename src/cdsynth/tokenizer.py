@@ -7,6 +7,7 @@ The exported `tokenizers` pipeline reproduces `sentencepiece` encoding id for id
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import time
@@ -55,8 +56,22 @@ def train_tokenizer(
         ) from err
     log.info("trained %d-piece SentencePiece BPE in %.1f s", vocab_size, time.perf_counter() - start)
     with atomic_path(out_dir, directory=True) as tmp:
-        _to_hf(model).save_pretrained(str(tmp))
+        save_tokenizer(_to_hf(model), tmp)
         (tmp / SPM_FILE).write_bytes(model)
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | os.PathLike) -> None:
+    """`save_pretrained`, named as every transformers version knows it.
+
+    transformers 5 writes its own class name, `TokenizersBackend`, which 4.x (e.g. the 4.51.3 the official
+    BabyLM 2025 pipeline pins) cannot load; under `PreTrainedTokenizerFast` both give the same ids, because
+    tokenizer.json holds the whole pipeline.
+    """
+    tokenizer.save_pretrained(str(directory))
+    config_file = Path(directory) / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:

@@ -34,14 +34,14 @@ import torch.distributed as dist
 import transformers
 from tqdm import tqdm
 
-from cdsynth.batches import MixedBatches
+from cdsynth.batches import MixedBatches, PackedStream, packed_in_order
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import atomic_path, read_json, work_dir
-from cdsynth.models import build_model
+from cdsynth.models import build_model, save_model
 from cdsynth.plots import plot_training_curve
 from cdsynth.schedule import checkpoint_steps
-from cdsynth.shards import load_blocks
-from cdsynth.tokenizer import load_tokenizer, tokenizer_fingerprint
+from cdsynth.shards import load_documents
+from cdsynth.tokenizer import load_tokenizer, save_tokenizer, tokenizer_fingerprint
 
 METRIC_FIELDS = [
     "step",
@@ -57,13 +57,16 @@ METRIC_FIELDS = [
 
 @dataclass
 class TrainConfig:
-    """One training run; `steps` optimizer steps of `batch_size` sequences each.
+    """One training run; `steps` optimizer steps of `batch_size` sequences of `block_size` tokens each.
 
     A mixture run takes `synthetic_fraction` of its sequences from a synthetic stream (see `MixedBatches`).
+    `packing` says how documents become blocks (see `PackedStream`; "shuffled" is the authors').
     """
 
     arch: dict[str, Any]
     seed: int = 42
+    block_size: int = 1024
+    packing: str = "shuffled"
     steps: int = 8000
     batch_size: int = 256
     micro_batch_size: int = 16
@@ -72,7 +75,7 @@ class TrainConfig:
     warmup_steps: int = 150
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0
+    grad_clip: float | None = 1.0  # None: no clipping, as in the authors' training script
     save_every: int = 500
     eval_blocks: int = 256
     compile: bool = False
@@ -177,8 +180,8 @@ def autocast(device: torch.device):
 
 def save_checkpoint(model, tokenizer, path: Path, info: dict[str, Any]) -> None:
     with atomic_path(path, directory=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_model(model, tmp)
+        save_tokenizer(tokenizer, tmp)
         (tmp / "checkpoint.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
@@ -222,7 +225,8 @@ def optimizer_step(run: Run, blocks: np.ndarray) -> float:
             loss = run.model(input_ids=ids, labels=ids).loss / accum
         loss.backward()
         total += loss.detach()
-    torch.nn.utils.clip_grad_norm_(run.raw_model.parameters(), cfg.grad_clip)
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(run.raw_model.parameters(), cfg.grad_clip)
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
@@ -295,28 +299,36 @@ def load_data(
     """The batch source, the validation blocks and an id of every input (for the run fingerprint)."""
     if cfg.synthetic_fraction > 0 and synthetic_shards is None:
         raise ConfigError(f"synthetic_fraction {cfg.synthetic_fraction} needs synthetic token shards")
-    real = load_blocks(train_shards, tokenizer_dir)
-    valid = load_blocks(valid_shards, tokenizer_dir)[: cfg.eval_blocks]
+    real = packed_stream(cfg, train_shards, tokenizer_dir, key=(cfg.seed,))
     synthetic = None
     if cfg.synthetic_fraction > 0:
-        synthetic = load_blocks(synthetic_shards, tokenizer_dir)
-        if synthetic.shape[1] != real.shape[1]:
-            raise DataError(
-                f"{synthetic_shards}: blocks of {synthetic.shape[1]} tokens, the real data has "
-                f"{real.shape[1]}; rebuild the synthetic token shards (delete {synthetic_shards})."
-            )
+        synthetic = packed_stream(cfg, synthetic_shards, tokenizer_dir, key=(cfg.seed, 1))
     used = [train_shards, valid_shards] + ([synthetic_shards] if synthetic is not None else [])
     ids = tuple(json.dumps(read_json(Path(d) / "meta.json")["shards"]) for d in used)
     batches = MixedBatches(
-        real,
-        synthetic,
-        cfg.batch_size,
-        cfg.micro_batch_size,
-        cfg.seed,
-        cfg.synthetic_fraction,
-        cfg.mix_rounding,
+        real, synthetic, cfg.batch_size, cfg.micro_batch_size, cfg.synthetic_fraction, cfg.mix_rounding
     )
+    valid = validation_blocks(cfg, valid_shards, tokenizer_dir)
     return batches, valid, (*ids, tokenizer_fingerprint(tokenizer_dir))
+
+
+def packed_stream(cfg: TrainConfig, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
+    tokens, starts = load_documents(shards_dir, tokenizer_dir)
+    stream = PackedStream(tokens, starts, cfg.block_size, key, cfg.packing)
+    if stream.blocks_per_pass == 0:
+        raise DataError(
+            f"{shards_dir}: {len(tokens)} tokens, fewer than one block of {cfg.block_size}; lower "
+            "shards.block_size or add text to the corpus."
+        )
+    return stream
+
+
+def validation_blocks(cfg: TrainConfig, shards_dir, tokenizer_dir) -> np.ndarray:
+    """`eval_blocks` blocks spread evenly over the test documents packed in order, so every source counts."""
+    blocks = packed_in_order(load_documents(shards_dir, tokenizer_dir)[0], cfg.block_size)
+    if len(blocks) == 0:
+        raise DataError(f"{shards_dir}: fewer test tokens than one block of {cfg.block_size}; add test text.")
+    return blocks[np.unique(np.linspace(0, len(blocks) - 1, cfg.eval_blocks).round().astype(int))]
 
 
 def train(
@@ -342,7 +354,7 @@ def train(
         print(
             f"mixture: {cfg.synthetic_fraction:g} synthetic ({cfg.mix_rounding}) -> {share:.2%} of sequences"
         )
-    tokens_per_step = cfg.batch_size * batches.real.shape[1]
+    tokens_per_step = cfg.batch_size * cfg.block_size
     saves = set(checkpoint_steps(cfg.steps, cfg.save_every))
     bar = tqdm(
         total=cfg.steps,
