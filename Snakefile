@@ -5,8 +5,7 @@
 #   snakemake --cores all --configfile workflow/presets/paper.yaml         the paper's whole grid
 #   snakemake --report results/report.html                                 tables and figures, captioned
 
-from cdsynth.config import validate_config
-
+from cdsynth.spec.config import validate_config
 
 # A --configfile replaces config.yaml as a whole: Snakemake would otherwise merge the two key by key,
 # mixing the demo's sources and models into the preset's.
@@ -34,7 +33,7 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        baseline_runs(),
-        synth_manifests(),
-        baseline_evaluations(),
-        all_results(),
+        BASELINE_RUNS,
+        MANIFESTS,
+        BASELINE_EVALUATIONS,
+        REPORTS,

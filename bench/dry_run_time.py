@@ -13,8 +13,6 @@ scale, Snakemake's own start-up on a one-rule workflow.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
 import subprocess
 import sys
@@ -23,55 +21,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Outputs of later stages are newer, as after a real run.
-STAGES = ["download", "corpus", "tokenizer", "token_shards", "train_baseline", "synth_shard",
-          "synth_manifest", "synth_tokens", "train_mixture", "evaluate", "experiment_summary", "table",
-          "ratio_sweep"]  # fmt: skip
-# The profiles' rerun triggers: code is tracked by the rules' `code` params, not by file times.
-TRIGGERS = ["--rerun-triggers", "mtime", "params", "input", "software-env"]
-DIRECTORY_OUTPUT = re.compile(r"(^|/)(tokenizer|tokens(/(train|test))?|seed\d+)$")
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def workflow_args(workdir: Path, configfile: Path) -> list[str]:
-    return ["--snakefile", str(REPO / "Snakefile"), "--cores", "2", "--directory", str(workdir),
-            "--configfile", str(configfile)]  # fmt: skip
-
-
-def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [*SNAKEMAKE, *workflow_args(workdir, configfile), *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-
-
-def jobs(dry_run: str) -> list[tuple[str, list[str]]]:
-    """(rule, outputs) of every job a dry run prints."""
-    found, rule = [], None
-    for line in dry_run.splitlines():
-        if line.startswith(("rule ", "localrule ")):
-            rule = line.split()[1].rstrip(":")
-        elif line.startswith("    output: ") and rule:
-            found.append((rule, line.removeprefix("    output: ").split(", ")))
-    return found
-
-
-def fake_finished_run(workdir: Path, configfile: Path) -> int:
-    listed = snakemake(workdir, configfile, "-n")
-    if listed.returncode:
-        sys.exit((listed.stdout + listed.stderr)[-2000:])
-    outputs = 0
-    base = time.time() - 3600
-    for rule, paths in jobs(listed.stdout):
-        stamp = base + (STAGES.index(rule) if rule in STAGES else len(STAGES)) * 10
-        for relative in paths:
-            path = workdir / relative
-            if DIRECTORY_OUTPUT.search(relative):
-                path.mkdir(parents=True, exist_ok=True)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.touch()
-            os.utime(path, (stamp, stamp))
-            outputs += 1
-    return outputs
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import fake_finished_run, workflow_args  # noqa: E402 (the tests' faking, shared)
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, str]:
@@ -97,15 +49,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=REPO.parent) as scratch, tempfile.TemporaryDirectory() as one_rule:
         workdir = Path(scratch)
         outputs = fake_finished_run(workdir, configfile)
-        if snakemake(workdir, configfile, "--touch").returncode:
-            sys.exit("snakemake --touch failed")
         print(f"{configfile.name}: faked {outputs:,} outputs in {workdir}, with metadata")
         floor = Path(one_rule)
         (floor / "Snakefile").write_text('rule done:\n    output: "done"\n    shell: "touch done"\n')
         (floor / "done").touch()
         workflow, startup = [], []
         for _ in range(args.repeats):  # interleaved, so that both see the same machine load
-            seconds, output = timed([*SNAKEMAKE, *workflow_args(workdir, configfile), "-n", *TRIGGERS], REPO)
+            seconds, output = timed([*SNAKEMAKE, *workflow_args(workdir, configfile), "-n"], REPO)
             if "Nothing to be done" not in output:
                 sys.exit(f"the faked run is not up to date:\n{output[-2000:]}")
             workflow.append(seconds)

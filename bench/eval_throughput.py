@@ -13,7 +13,7 @@ import torch
 from transformers import AutoTokenizer
 
 from cdsynth import evaluate
-from cdsynth.pair import load_causal_lm
+from cdsynth.checkpoints import load_causal_lm
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import argparse
 
 import torch
 
-from cdsynth.generate import generate, left_pad
-from cdsynth.pair import load_decoder
-from cdsynth.scoring import Scoring, next_token_scores
-from cdsynth.synth import Protocol, make_prompts, read_prompt_texts
+from cdsynth.synth.corpus import Protocol, make_prompts, read_prompt_texts
+from cdsynth.synth.engine import generate, left_pad
+from cdsynth.synth.pair import load_decoder
+from cdsynth.synth.scoring import Scoring, next_token_scores
 
 
 @torch.inference_mode()

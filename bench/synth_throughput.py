@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from cdsynth.generate import generate
-from cdsynth.pair import load_decoder
-from cdsynth.scoring import Scoring, next_tokens
-from cdsynth.synth import Protocol, make_prompts, read_prompt_texts
+from cdsynth.synth.corpus import Protocol, make_prompts, read_prompt_texts
+from cdsynth.synth.engine import generate
+from cdsynth.synth.pair import load_decoder
+from cdsynth.synth.scoring import Scoring, next_tokens
 
 
 def paper_scores(expert_logits: torch.Tensor, amateur_logits: torch.Tensor, alpha=0.1, penalty=-20.0):
@@ -109,7 +109,7 @@ def scoring_bench(batch: int, vocab: int, repeats: int = 100) -> tuple[float, fl
 
 def vllm_rates(args, prompts: list[list[int]], batch: int) -> None:
     """The vLLM backend on the same rows; start-up (engine and pair checkpoint) is timed separately."""
-    from cdsynth.vllm_backend import VllmEngine
+    from cdsynth.synth.vllm_backend import VllmEngine
 
     total = len(prompts) * args.new_tokens
     for method in ("ancestral", "cd"):

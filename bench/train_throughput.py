@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from cdsynth.corpus import build_corpus, expand_paths
-from cdsynth.models import build_model, flops_per_token
-from cdsynth.shards import build_shards
-from cdsynth.tokenizer import load_tokenizer, train_tokenizer
-from cdsynth.train import TrainConfig, train
+from cdsynth.data.corpus import build_corpus, expand_paths
+from cdsynth.data.shards import build_shards
+from cdsynth.data.tokenizer import load_tokenizer, train_tokenizer
+from cdsynth.train.models import build_model, flops_per_token
+from cdsynth.train.trainer import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}

@@ -1,23 +1,38 @@
 # Raw text -> train / seed / test splits (Arrow), downloading remote sources first.
 
+from cdsynth.spec.sources import DOWNLOADS, downloads, source_files
+
+# Every source file resolved now: a path or glob that matches nothing stops the workflow here.
+DOWNLOAD_ENTRIES = downloads(config["corpus"]["sources"])
+CORPUS_SOURCES = {
+    name: {
+        "format": source["format"],
+        "units": source.get("units", "chunks"),
+        "max_words": source.get("max_words"),
+        "train": source_files(source["train"]),
+        "test": source_files(source.get("test", [])),
+    }
+    for name, source in config["corpus"]["sources"].items()
+}
+
 
 rule download:
     output:
-        "resources/downloads/{name}",
-    params:
-        code=code_of("download.py"),
-        entry=lambda wc: DOWNLOADS[f"resources/downloads/{wc.name}"],
+        f"{DOWNLOADS}/{{name}}",
     log:
         f"{LOGS}/download/{{name}}.log",
     benchmark:
         f"{BENCH}/download/{{name}}.tsv"
+    conda:
+        "../envs/cdsynth.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=240,
         gpus=0,
-    conda:
-        "../envs/cdsynth.yaml"
+    params:
+        code=code_of("download.py"),
+        entry=lambda wc: DOWNLOAD_ENTRIES[f"{DOWNLOADS}/{wc.name}"],
     script:
         "../scripts/download.py"
 
@@ -26,10 +41,19 @@ rule corpus:
     input:
         [path for source in CORPUS_SOURCES.values() for path in source["train"] + source["test"]],
     output:
-        train=f"{RESULTS}/corpus/train.arrow",
-        seed=f"{RESULTS}/corpus/seed.arrow",
-        test=f"{RESULTS}/corpus/test.arrow",
+        train=corpus_split("train"),
+        seed=corpus_split("seed"),
+        test=corpus_split("test"),
         stats=f"{RESULTS}/corpus/stats.json",
+    log:
+        f"{LOGS}/corpus.log",
+    benchmark:
+        f"{BENCH}/corpus.tsv"
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: 1
+    resources:
+        **job_resources("prepare"),
     params:
         code=code_of("build_corpus.py"),
         sources=CORPUS_SOURCES,
@@ -37,14 +61,5 @@ rule corpus:
         seed_fraction=config["corpus"]["seed_fraction"],
         test_fraction=config["corpus"]["test_fraction"],
         chunk_words=config["corpus"]["chunk_words"],
-    log:
-        f"{LOGS}/corpus.log",
-    benchmark:
-        f"{BENCH}/corpus.tsv"
-    threads: 1
-    resources:
-        **job_resources("prepare"),
-    conda:
-        "../envs/cdsynth.yaml"
     script:
         "../scripts/build_corpus.py"

@@ -4,38 +4,41 @@
 # One job per run, not per checkpoint: the paper grid would otherwise have 4,176 evaluation jobs, and
 # Snakemake's DAG work on them made an up-to-date `snakemake -n` several times slower (bench/RESULTS.md).
 
+from cdsynth.spec.tasks import check_data_dir
+
+# A missing task directory stops the workflow here, naming it.
+check_data_dir(config["eval"]["data_dir"])
+BASELINE_EVALUATIONS = [
+    eval_dir(model, seed) for model, seeds in config["baseline"].items() for seed in seeds
+]
+
 
 rule evaluate:
     input:
-        run=model_dir("{run}", "{seed}"),
-        test=f"{RESULTS}/corpus/test.arrow",
+        run=run_dir("{run}", "{seed}"),
+        test=corpus_split("test"),
     output:
         directory(eval_dir("{run}", "{seed}")),
+    log:
+        f"{LOGS}/evaluate/{{run}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/evaluate/{{run}}/seed{{seed}}.tsv"
     wildcard_constraints:
         run=r".+",
         seed=r"\d+",
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: config["resources"]["eval"]["threads"]
+    resources:
+        **job_resources("eval"),
     params:
-        code=code_of("evaluate.py"),
-        steps=saved_steps(),
+        code=code_of("evaluate_run.py"),
+        steps=SAVED_STEPS,
         data_dir=config["eval"]["data_dir"],
         max_items=config["eval"]["max_items_per_task"],
         batch_size=config["eval"]["batch_size"],
         window=config["eval"]["window"] or config["shards"]["block_size"],
         reading_predictor=config["eval"]["reading_predictor"],
         dtype=config["eval"]["dtype"],
-    log:
-        f"{LOGS}/evaluate/{{run}}/seed{{seed}}.log",
-    benchmark:
-        f"{BENCH}/evaluate/{{run}}/seed{{seed}}.tsv"
-    threads: config["resources"]["eval"]["threads"]
-    resources:
-        **job_resources("eval"),
-    conda:
-        "../envs/cdsynth.yaml"
     script:
-        "../scripts/evaluate.py"
-
-
-rule eval_baseline:
-    input:
-        baseline_evaluations(),
+        "../scripts/evaluate_run.py"

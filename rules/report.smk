@@ -1,31 +1,51 @@
 # Evaluations -> per-experiment mean-max and bootstrap replicates -> tables (CSV + Markdown) and figures.
 
+# Every table starts with the baseline row, which its other rows are compared with.
+TABLES = {
+    name: [BASELINE] + [row for row in rows if row != BASELINE] for name, rows in config["tables"].items()
+}
+RUNS = {
+    name: {seed: run_dir(experiment_run(name), seed) for seed in config["mix"]["seeds"]}
+    for name in EXPERIMENTS
+}
+RATIOS = {name: e.mixture.ratio if e.mixture else 0.0 for name, e in EXPERIMENTS.items()}
+# Tables whose rows span several synthetic ratios get a ratio-sweep figure too.
+SWEPT_TABLES = [name for name, rows in TABLES.items() if len({RATIOS[row] for row in rows[1:]}) > 1]
+REPORTS = [table_file(name, "csv") for name in TABLES] + [
+    figure_file(name, "ratio_sweep", "png") for name in SWEPT_TABLES
+]
+
 
 rule experiment_summary:
     input:
-        lambda wc: [eval_dir(experiment_run(wc.experiment), seed) for seed in MIX["seeds"]],
+        lambda wc: [eval_dir(experiment_run(wc.experiment), seed) for seed in config["mix"]["seeds"]],
     output:
-        summary=f"{RESULTS}/experiments/{{experiment}}/summary.json",
-        replicates=f"{RESULTS}/experiments/{{experiment}}/replicates.npz",
-    wildcard_constraints:
-        experiment=r"[^/]+",
-    params:
-        code=code_of("summarize_experiment.py"),
-        evaluations=lambda wc: experiment_evaluations(wc.experiment),
-        data_dir=config["eval"]["data_dir"],
-        samples=config["stats"]["bootstrap_samples"],
-        seed=config["stats"]["bootstrap_seed"],
+        summary=f"{experiment_dir('{experiment}')}/summary.json",
+        replicates=f"{experiment_dir('{experiment}')}/replicates.npz",
     log:
         f"{LOGS}/experiment_summary/{{experiment}}.log",
     benchmark:
         f"{BENCH}/experiment_summary/{{experiment}}.tsv"
+    wildcard_constraints:
+        experiment=r"[^/]+",
+    conda:
+        "../envs/cdsynth.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
         gpus=0,
-    conda:
-        "../envs/cdsynth.yaml"
+    params:
+        code=code_of("summarize_experiment.py"),
+        evaluations=lambda wc: {
+            seed: {
+                step: f"{eval_dir(experiment_run(wc.experiment), seed)}/step{step}" for step in SAVED_STEPS
+            }
+            for seed in config["mix"]["seeds"]
+        },
+        data_dir=config["eval"]["data_dir"],
+        samples=config["stats"]["bootstrap_samples"],
+        seed=config["stats"]["bootstrap_seed"],
     script:
         "../scripts/summarize_experiment.py"
 
@@ -33,83 +53,88 @@ rule experiment_summary:
 rule table:
     input:
         summaries=lambda wc: [f"{experiment_dir(name)}/summary.json" for name in TABLES[wc.table]],
-        runs=lambda wc: [run for name in TABLES[wc.table] for run in experiment_runs(name).values()],
+        runs=lambda wc: [run for name in TABLES[wc.table] for run in RUNS[name].values()],
     output:
         csv=report(
-            f"{RESULTS}/table_{{table}}.csv",
+            table_file("{table}", "csv"),
             caption="../workflow/report/table.rst",
             category="Tables",
             labels=lambda wc: {"table": wc.table, "format": "CSV"},
         ),
-        markdown=f"{RESULTS}/table_{{table}}.md",
+        markdown=table_file("{table}", "md"),
         gains=[
             report(
-                f"{RESULTS}/figures/{{table}}_gains.png",
+                figure_file("{table}", "gains", "png"),
                 caption="../workflow/report/gains.rst",
                 category="Figures",
                 labels=lambda wc: {"table": wc.table, "figure": "gains over the baseline"},
             ),
-            f"{RESULTS}/figures/{{table}}_gains.pdf",
+            figure_file("{table}", "gains", "pdf"),
         ],
         curves=[
             report(
-                f"{RESULTS}/figures/{{table}}_curves.png",
+                figure_file("{table}", "curves", "png"),
                 caption="../workflow/report/curves.rst",
                 category="Figures",
                 labels=lambda wc: {"table": wc.table, "figure": "training curves"},
             ),
-            f"{RESULTS}/figures/{{table}}_curves.pdf",
+            figure_file("{table}", "curves", "pdf"),
         ],
-    wildcard_constraints:
-        table="|".join(TABLES) or "no-tables",
-    params:
-        code=code_of("write_table.py"),
-        experiments=lambda wc: TABLES[wc.table],
-        baseline=BASELINE,
-        summary_dirs=lambda wc: {name: experiment_dir(name) for name in TABLES[wc.table]},
-        metrics=lambda wc: {name: experiment_metrics(name) for name in TABLES[wc.table]},
-        confidence=config["stats"]["confidence"],
-        tasks=config["stats"]["tasks"],
-        gain_tasks=config["stats"]["relative_gain_tasks"],
     log:
         f"{LOGS}/table/{{table}}.log",
     benchmark:
         f"{BENCH}/table/{{table}}.tsv"
+    wildcard_constraints:
+        table="|".join(TABLES) or "no-tables",
+    conda:
+        "../envs/cdsynth.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpus=0,
-    conda:
-        "../envs/cdsynth.yaml"
+    params:
+        code=code_of("write_table.py"),
+        experiments=lambda wc: TABLES[wc.table],
+        baseline=BASELINE,
+        summary_dirs=lambda wc: {name: experiment_dir(name) for name in TABLES[wc.table]},
+        metrics=lambda wc: {
+            name: {seed: f"{run}/metrics.csv" for seed, run in RUNS[name].items()}
+            for name in TABLES[wc.table]
+        },
+        confidence=config["stats"]["confidence"],
+        tasks=config["stats"]["tasks"],
+        gain_tasks=config["stats"]["relative_gain_tasks"],
     script:
         "../scripts/write_table.py"
 
 
 rule ratio_sweep:
     input:
-        f"{RESULTS}/table_{{table}}.csv",
+        table_file("{table}", "csv"),
     output:
         png=report(
-            f"{RESULTS}/figures/{{table}}_ratio_sweep.png",
+            figure_file("{table}", "ratio_sweep", "png"),
             caption="../workflow/report/ratio_sweep.rst",
             category="Figures",
-            labels=lambda wc: {"table": wc.table, "figure": "synthetic share sweep"},
+            labels=lambda wc: {"table": wc.table, "figure": "synthetic ratio sweep"},
         ),
-        pdf=f"{RESULTS}/figures/{{table}}_ratio_sweep.pdf",
-    wildcard_constraints:
-        table="|".join(TABLES) or "no-tables",
-    params:
-        code=code_of("plot_ratio_sweep.py"),
-        ratios=lambda wc: {name: 0.0 if name == BASELINE else ratio_of(name) for name in TABLES[wc.table]},
+        pdf=figure_file("{table}", "ratio_sweep", "pdf"),
     log:
         f"{LOGS}/ratio_sweep/{{table}}.log",
+    benchmark:
+        f"{BENCH}/ratio_sweep/{{table}}.tsv"
+    wildcard_constraints:
+        table="|".join(TABLES) or "no-tables",
+    conda:
+        "../envs/cdsynth.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpus=0,
-    conda:
-        "../envs/cdsynth.yaml"
+    params:
+        code=code_of("plot_ratio_sweep.py"),
+        ratios=lambda wc: {name: RATIOS[name] for name in TABLES[wc.table]},
     script:
         "../scripts/plot_ratio_sweep.py"

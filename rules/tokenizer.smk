@@ -1,48 +1,48 @@
-# Train split -> SentencePiece BPE tokenizer (HF fast format) -> packed token shards.
+# Train split -> SentencePiece BPE tokenizer (HF fast format); every split -> its documents as token ids.
 
 
 rule tokenizer:
     input:
-        f"{RESULTS}/corpus/train.arrow",
+        corpus_split("train"),
     output:
-        directory(f"{RESULTS}/tokenizer"),
+        directory(TOKENIZER),
+    log:
+        f"{LOGS}/tokenizer.log",
+    benchmark:
+        f"{BENCH}/tokenizer.tsv"
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: config["resources"]["prepare"]["threads"]
+    resources:
+        **job_resources("prepare"),
     params:
         code=code_of("train_tokenizer.py"),
         vocab_size=config["tokenizer"]["vocab_size"],
         max_sentences=config["tokenizer"]["max_sentences"],
         seed=config["corpus"]["split_seed"],
-    log:
-        f"{LOGS}/tokenizer.log",
-    benchmark:
-        f"{BENCH}/tokenizer.tsv"
-    threads: config["resources"]["prepare"]["threads"]
-    resources:
-        **job_resources("prepare"),
-    conda:
-        "../envs/cdsynth.yaml"
     script:
         "../scripts/train_tokenizer.py"
 
 
 rule token_shards:
     input:
-        corpus=f"{RESULTS}/corpus/{{split}}.arrow",
-        tokenizer=f"{RESULTS}/tokenizer",
+        corpus=corpus_split("{split}"),
+        tokenizer=TOKENIZER,
     output:
-        directory(f"{RESULTS}/tokens/{{split}}"),
-    wildcard_constraints:
-        split="train|test",
-    params:
-        code=code_of("build_shards.py"),
-        tokens_per_shard=config["shards"]["tokens_per_shard"],
+        directory(token_shards("{split}")),
     log:
         f"{LOGS}/token_shards/{{split}}.log",
     benchmark:
         f"{BENCH}/token_shards/{{split}}.tsv"
+    wildcard_constraints:
+        split="train|test",
+    conda:
+        "../envs/cdsynth.yaml"
     threads: config["resources"]["prepare"]["threads"]
     resources:
         **job_resources("prepare"),
-    conda:
-        "../envs/cdsynth.yaml"
+    params:
+        code=code_of("build_shards.py"),
+        tokens_per_shard=config["shards"]["tokens_per_shard"],
     script:
         "../scripts/build_shards.py"

@@ -2,39 +2,32 @@
 # (step<N>/), metrics.csv and curve.png. The run is one output, not one per checkpoint: the paper grid
 # has ~4,000 checkpoints, and declaring each made an up-to-date `snakemake -n` much slower.
 
-
-def train_params(wildcards):
-    """Everything that defines one run, and nothing else, so editing another cell never reruns it."""
-    train = config["train"]
-    return {
-        "arch": config["models"][wildcards.model],
-        "seed": int(wildcards.seed),
-        "block_size": config["shards"]["block_size"],
-        **{key: train[key] for key in sorted(train)},
-    }
+# Everything that defines a run but its architecture and seed, so editing another cell never reruns it.
+TRAIN_RECIPE = {"block_size": config["shards"]["block_size"], **config["train"]}
+BASELINE_RUNS = [run_dir(model, seed) for model, seeds in config["baseline"].items() for seed in seeds]
 
 
 rule train_baseline:
     input:
-        train=f"{RESULTS}/tokens/train",
-        valid=f"{RESULTS}/tokens/test",
-        tokenizer=f"{RESULTS}/tokenizer",
+        train=token_shards("train"),
+        valid=token_shards("test"),
+        tokenizer=TOKENIZER,
     output:
-        run=directory(model_dir("{model}", "{seed}")),
-    wildcard_constraints:
-        model=r"[^/]+",
-        seed=r"\d+",
-    params:
-        code=code_of("train_model.py"),
-        train=train_params,
+        run=directory(run_dir("{model}", "{seed}")),
     log:
         f"{LOGS}/train_baseline/{{model}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/train_baseline/{{model}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        model=r"[^/]+",
+        seed=r"\d+",
+    conda:
+        "../envs/cdsynth.yaml"
     threads: config["resources"]["train"]["threads"]
     resources:
         **job_resources("train"),
-    conda:
-        "../envs/cdsynth.yaml"
+    params:
+        code=code_of("train_model.py"),
+        train=lambda wc: {"arch": config["models"][wc.model], "seed": int(wc.seed), **TRAIN_RECIPE},
     script:
         "../scripts/train_model.py"

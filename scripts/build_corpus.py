@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cdsynth.corpus import build_corpus
+from cdsynth.data.corpus import build_corpus
 from cdsynth.jobs import run_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

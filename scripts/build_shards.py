@@ -1,7 +1,7 @@
 """Snakemake job: one corpus split -> its documents as token ids in Arrow shards."""
 
+from cdsynth.data.shards import build_shards
 from cdsynth.jobs import run_job
-from cdsynth.shards import build_shards
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

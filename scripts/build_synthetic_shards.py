@@ -1,7 +1,7 @@
 """Snakemake job: a synthetic corpus -> training documents, samples split on BOS/EOS, a share held out."""
 
 from cdsynth.jobs import run_job
-from cdsynth.shards import build_synthetic_shards
+from cdsynth.synth.tokens import build_synthetic_shards
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

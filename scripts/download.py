@@ -1,6 +1,6 @@
 """Snakemake job: fetch one remote source file into resources/ (checksummed, cached)."""
 
-from cdsynth.download import fetch
+from cdsynth.data.download import fetch
 from cdsynth.jobs import run_job
 
 entry = snakemake.params.entry  # noqa: F821 (injected by Snakemake)

@@ -1,8 +1,8 @@
-"""Snakemake job: muDeltaREL and perplexity against the synthetic share, from a table's CSV."""
+"""Snakemake job: muDeltaREL and perplexity against the synthetic ratio, from a table's CSV."""
 
 from cdsynth.jobs import run_job
-from cdsynth.plots import plot_ratio_sweep
-from cdsynth.tables import read_table
+from cdsynth.report.figures import plot_ratio_sweep
+from cdsynth.report.tables import read_table
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from cdsynth.experiments import summarize_experiment
 from cdsynth.jobs import run_job
+from cdsynth.report.summaries import summarize_experiment
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from cdsynth.corpus_spec import Scoring
+from cdsynth.checkpoints import best_checkpoint
 from cdsynth.jobs import run_job
-from cdsynth.synth import protocol_from, synthesize_shards
-from cdsynth.train import best_checkpoint
+from cdsynth.spec.synthesis import Scoring
+from cdsynth.synth.corpus import protocol_from, synthesize_shards
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 params = smk.params.synth

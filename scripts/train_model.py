@@ -1,7 +1,8 @@
 """Snakemake job: train one model from token shards (plus synthetic ones for a mixture); GPUs -> DDP."""
 
 from cdsynth.jobs import run_job
-from cdsynth.train import TrainConfig, launch
+from cdsynth.train.launch import launch
+from cdsynth.train.trainer import TrainConfig
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

@@ -1,7 +1,7 @@
 """Snakemake job: train split -> SentencePiece BPE tokenizer saved as a Hugging Face fast tokenizer."""
 
+from cdsynth.data.tokenizer import train_tokenizer
 from cdsynth.jobs import run_job
-from cdsynth.tokenizer import train_tokenizer
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

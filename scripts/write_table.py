@@ -1,7 +1,7 @@
 """Snakemake job: one results table (CSV + Markdown) with its gains figure and training curves."""
 
 from cdsynth.jobs import run_job
-from cdsynth.tables import make_table
+from cdsynth.report.tables import make_table
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

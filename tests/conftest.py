@@ -40,7 +40,7 @@ def tok_dir(tmp_path_factory, corpus_arrow: Path) -> Path:
     """A 2000-piece tokenizer trained on `corpus_arrow`."""
     from helpers import VOCAB
 
-    from cdsynth.tokenizer import train_tokenizer
+    from cdsynth.data.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tok") / "tokenizer"
     train_tokenizer(corpus_arrow, out, vocab_size=VOCAB)
@@ -68,9 +68,9 @@ def small_sources(corpus_dir: Path, max_words: int) -> dict:
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory, corpus_dir: Path) -> dict[str, Path]:
     """Corpus splits, a small tokenizer and token shards built from real text, shared by the tests."""
-    from cdsynth.corpus import build_corpus
-    from cdsynth.shards import build_shards
-    from cdsynth.tokenizer import train_tokenizer
+    from cdsynth.data.corpus import build_corpus
+    from cdsynth.data.shards import build_shards
+    from cdsynth.data.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("prepared")
     build_corpus(small_sources(corpus_dir, 60_000), root / "corpus")
@@ -95,7 +95,7 @@ def micro_run(prepared, tmp_path_factory) -> Path:
     """A micro LLaMA trained 40 steps on the prepared shards: step20 (the BAD amateur) and step40 (GOOD)."""
     from helpers import MICRO_ARCH
 
-    from cdsynth.train import TrainConfig, train
+    from cdsynth.train.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("micro_run")
     cfg = TrainConfig(
@@ -112,4 +112,27 @@ def micro_run(prepared, tmp_path_factory) -> Path:
         threads=1,
     )
     train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(micro_run, prepared, tmp_path_factory) -> Path:
+    """A real ancestral corpus from the micro GOOD: 2 shards, 40 samples of 21 + 24 tokens."""
+    from cdsynth.synth.corpus import Protocol, synthesize_shards
+    from cdsynth.synth.manifest import write_manifest
+    from cdsynth.synth.scoring import Scoring
+
+    out = tmp_path_factory.mktemp("synthetic")
+    protocol = Protocol(tokens=960, prefix_tokens=20, continuations=4, new_tokens=24, shards=2, seed=5)
+    paths = [out / f"shard-{index:05d}.arrow" for index in range(2)]
+    synthesize_shards(
+        expert_dir=micro_run / "step40",
+        amateur_dir=None,
+        amateur_dropout=None,
+        prompts_path=prepared["corpus"] / "seed.arrow",
+        scoring=Scoring(method="ancestral"),
+        protocol=protocol,
+        shards=dict(enumerate(paths)),
+    )
+    write_manifest([str(p) for p in paths], out / "manifest.json", {})
     return out

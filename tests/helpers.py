@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import lzma
+import os
+import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import yaml
 
 from cdsynth.io import sha256_file, write_arrow
+from cdsynth.resumable import work_path
 
 MICRO_ARCH = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
 
@@ -140,19 +145,16 @@ def kill_and_resume(cfg, paths: dict[str, str], tmp_path: Path) -> Path:
     """Train `cfg` in a subprocess, kill -9 it after its first save, rerun it; returns the run directory."""
     import json
     import signal
-    import time
     from dataclasses import asdict
 
     import torch
 
-    from cdsynth.io import work_dir
-
     out = tmp_path / "killed"
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"config": asdict(cfg), **paths, "out_dir": str(out)}))
-    command = [sys.executable, "-m", "cdsynth.train", "--spec", str(spec)]
+    command = [sys.executable, "-m", "cdsynth.train.launch", "--spec", str(spec)]
     proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    state = work_dir(out) / "state.pt"
+    state = work_path(out) / "state.pt"
     deadline = time.monotonic() + 120
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -165,3 +167,78 @@ def kill_and_resume(cfg, paths: dict[str, str], tmp_path: Path) -> Path:
     resumed = subprocess.run(command, capture_output=True, text=True, check=True)
     assert f"resuming from step {killed_at}" in resumed.stderr
     return out
+
+
+DIRECTORY_OUTPUT = re.compile(r"(^|/)(tokenizer|tokens(/(train|test))?|seed\d+)$")
+# `snakemake --touch` with its executor's pause between jobs taken out (it only orders file times).
+TOUCH_ALL = (
+    "import sys, snakemake.executors.touch as touch, snakemake.cli as cli; "
+    "touch.Executor.SLEEPING_TIME = 0; sys.argv[0] = 'snakemake'; cli.main()"
+)
+
+
+def workflow_args(workdir: Path, configfile: Path) -> list[str]:
+    return ["--snakefile", str(REPO / "Snakefile"), "--cores", "2", "--directory", str(workdir),
+            "--configfile", str(configfile)]  # fmt: skip
+
+
+def snakemake_in(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", *workflow_args(workdir, configfile), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+
+
+def jobs(dry_run: str) -> list[tuple[str, list[str]]]:
+    """(rule, outputs) of every job a dry run prints."""
+    found, rule = [], None
+    for line in dry_run.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("    output: ") and rule:
+            found.append((rule, line.removeprefix("    output: ").split(", ")))
+    return found
+
+
+def fake_finished_run(workdir: Path, configfile: Path) -> int:
+    """Every output of the workflow made up to date in `workdir` without running a job; the count.
+
+    Outputs are empty files and directories; `snakemake --touch --forceall` then gives them times in the
+    pipeline's order and records Snakemake's metadata (params, code digests) for every job, as a real run
+    would have left it.
+    """
+    listed = snakemake_in(workdir, configfile, "-n")
+    assert listed.returncode == 0, (listed.stdout + listed.stderr)[-2000:]
+    outputs = 0
+    for _, paths in jobs(listed.stdout):
+        for relative in paths:
+            path = workdir / relative
+            if DIRECTORY_OUTPUT.search(relative):
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            outputs += 1
+    command = [sys.executable, "-c", TOUCH_ALL, *workflow_args(workdir, configfile), "--touch", "--forceall"]
+    touched = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert touched.returncode == 0, touched.stderr[-2000:]
+    return outputs
+
+
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the project with every file's time set to now, as a fresh clone would have."""
+    copy = tmp_path / "checkout"
+    skip = shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__", "*.egg-info")
+    shutil.copytree(REPO, copy, ignore=skip)
+    for path in copy.rglob("*"):
+        os.utime(path)
+    return copy
+
+
+def dry_run_from(copy: Path, workdir: Path, configfile: Path | None = None) -> dict[str, int]:
+    """Job counts of a plain `snakemake -n` (no profile) with the copy's workflow and package."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(copy / "Snakefile"), "-n"]
+    command += ["--directory", str(workdir), "--configfile", str(configfile or workdir / "config.yaml")]
+    env = os.environ | {"PYTHONPATH": str(copy / "src")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    return {} if "Nothing to be done" in output else job_counts(output)

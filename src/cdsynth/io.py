@@ -51,11 +51,6 @@ def move_into_place(source: Path, path: Path) -> None:
     os.replace(source, path)
 
 
-def work_dir(out_dir: str | os.PathLike) -> Path:
-    """Where a resumable job keeps its progress: beside its output, which Snakemake deletes on a rerun."""
-    return Path(f"{out_dir}.partial")
-
-
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -1,0 +1,171 @@
+"""Configuration checks run when the Snakefile loads, before any job: schema, then cross-field rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from cdsynth.errors import ConfigError
+from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.synthesis import Amateur, Corpus, Good, Scoring
+
+
+def field_name(path: Any) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    return [f"{field_name(e.absolute_path)}: {e.message}" for e in errors]
+
+
+def cross_field_errors(config: dict[str, Any]) -> list[str]:
+    """Rules a JSON schema cannot express: relations between fields."""
+    problems = []
+    train, corpus = config["train"], config["corpus"]
+    if train["batch_size"] % train["micro_batch_size"]:
+        problems.append(
+            f"train.batch_size: {train['batch_size']} is not a multiple of "
+            f"train.micro_batch_size ({train['micro_batch_size']})"
+        )
+    if corpus["seed_fraction"] + corpus["test_fraction"] >= 1:
+        problems.append("corpus.test_fraction: seed_fraction + test_fraction must be below 1")
+    for name, arch in config["models"].items():
+        if arch["hidden"] % arch["heads"]:
+            problems.append(f"models.{name}.heads: {arch['heads']} does not divide hidden ({arch['hidden']})")
+        if arch["heads"] % arch.get("kv_heads", arch["heads"]):
+            problems.append(f"models.{name}.kv_heads: must divide heads ({arch['heads']})")
+        if arch["max_positions"] < config["shards"]["block_size"]:
+            problems.append(
+                f"models.{name}.max_positions: {arch['max_positions']} is below "
+                f"shards.block_size ({config['shards']['block_size']})"
+            )
+    for name in config["baseline"]:
+        if name not in config["models"]:
+            known = ", ".join(sorted(config["models"]))
+            problems.append(f"baseline.{name}: no such model in `models` (known: {known})")
+    return problems
+
+
+def synth_errors(config: dict[str, Any]) -> list[str]:
+    """The GOOD checkpoint and every amateur must be something the baseline runs will produce."""
+    synth, train = config["synth"], config["train"]
+    good = synth["good"]
+    steps = checkpoint_steps(train["steps"], train["save_every"])
+    problems = []
+    if good["seed"] not in config["baseline"].get(good["model"], []):
+        problems.append(f"synth.good: {good['model']} seed {good['seed']} is not a baseline run (`baseline`)")
+    if good["step"] != "best" and good["step"] not in steps:
+        problems.append(f"synth.good.step: {good['step']} is not a checkpoint step ({steps_text(steps)})")
+    gpus = config["resources"]["synth"]["gpus"]
+    if synth["tensor_parallel"] > 1 and synth["backend"] != "vllm":
+        problems.append("synth.tensor_parallel: only the vllm backend splits a model over GPUs; set it to 1")
+    elif gpus and gpus != synth["tensor_parallel"]:
+        problems.append(
+            f"resources.synth.gpus: {gpus} GPUs per job, but synth.tensor_parallel is "
+            f"{synth['tensor_parallel']}; make them equal (one shard per job uses all its GPUs)"
+        )
+    models = [good["model"]]
+    last = steps[-1]
+    for name, experiment in config["experiments"].items():
+        spec = experiment.get("corpus") or {}
+        field = f"experiments.{name}.corpus"
+        scoring = scoring_errors(spec)
+        problems += [f"{field}.{line}" for line in scoring]
+        if "amateur" not in spec or scoring:
+            continue
+        amateur = Corpus.from_spec(spec, Good(**good), last).amateur
+        problems += [f"{field}.amateur: {line}" for line in amateur_errors(spec, amateur, config, steps)]
+        if amateur.kind == "small":
+            models.append(amateur.model)
+    length = 1 + synth["prefix_tokens"] + synth["new_tokens"]
+    for name in models:
+        limit = config["models"].get(name, {}).get("max_positions", length)
+        if length > limit:
+            problems.append(
+                f"synth.new_tokens: BOS + prefix_tokens + new_tokens = {length} exceeds "
+                f"models.{name}.max_positions ({limit})"
+            )
+    return problems
+
+
+def amateur_errors(
+    spec: dict[str, Any], amateur: Amateur, config: dict[str, Any], steps: list[int]
+) -> list[str]:
+    if spec.get("method") != "cd":
+        return ["only the `cd` method uses an amateur"]
+    if amateur.kind == "small" and amateur.seed not in config["baseline"].get(amateur.model, []):
+        return [f"{amateur.model} seed {amateur.seed} is not a baseline run (see `baseline`)"]
+    if amateur.kind != "dropout" and amateur.step not in steps:
+        return [f"step {amateur.step} is not a checkpoint step ({steps_text(steps)})"]
+    return []
+
+
+def scoring_errors(spec: dict[str, Any]) -> list[str]:
+    """The scoring rules' own checks (e.g. ancestral_cut only for ancestral), one line per field."""
+    try:
+        Scoring(**{key: value for key, value in spec.items() if key != "amateur"})
+    except ConfigError as err:
+        return [line.strip() for line in str(err).splitlines()[1:]]
+    return []
+
+
+def experiment_errors(config: dict[str, Any]) -> list[str]:
+    """One baseline, mixture runs the baseline runs can be compared with, and tables of known rows."""
+    mix, experiments, train = config["mix"], config["experiments"], config["train"]
+    problems = []
+    if mix["model"] not in config["models"]:
+        problems.append(
+            f"mix.model: {mix['model']} is not in `models` (known: {', '.join(config['models'])})"
+        )
+    missing = [seed for seed in mix["seeds"] if seed not in config["baseline"].get(mix["model"], [])]
+    if missing:
+        problems.append(
+            f"mix.seeds: {missing} are not baseline runs of {mix['model']}; the baseline experiment uses "
+            f"them: add them to baseline.{mix['model']}"
+        )
+    baselines = [name for name, experiment in experiments.items() if not experiment.get("corpus")]
+    if len(baselines) != 1:
+        problems.append(
+            f"experiments: exactly one experiment must have no corpus (the baseline), found {len(baselines)}"
+            + (f": {', '.join(baselines)}" if baselines else "")
+        )
+    for name, experiment in experiments.items():
+        ratio = experiment.get("ratio", mix["ratio"])
+        if (
+            experiment.get("corpus")
+            and mix["rounding"] == "paper"
+            and int(train["micro_batch_size"] * ratio) < 1
+        ):
+            problems.append(
+                f"experiments.{name}.ratio: {ratio} of a micro batch of {train['micro_batch_size']} "
+                "floors to no synthetic sequence with mix.rounding: paper; raise it or use rounding: exact"
+            )
+    if "perplexity" not in config["stats"]["tasks"]:
+        problems.append("stats.tasks: add perplexity; the ratio-sweep figure plots it")
+    for table, rows in config["tables"].items():
+        for row in rows:
+            if row not in experiments:
+                problems.append(
+                    f"tables.{table}: {row} is not an experiment (known: {', '.join(experiments)})"
+                )
+    return problems
+
+
+def steps_text(steps: list[int]) -> str:
+    return ", ".join(map(str, steps[:6])) + (", ..." if len(steps) > 6 else "")
+
+
+def validate_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:
+    """Raise ConfigError listing every problem, one line per field, or return silently."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    problems = schema_errors(config, schema) or (
+        cross_field_errors(config) + synth_errors(config) + experiment_errors(config)
+    )
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

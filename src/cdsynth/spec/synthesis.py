@@ -1,0 +1,205 @@
+"""What defines a synthetic corpus: scoring settings, amateur and backend, and the names derived from them.
+
+Nothing here imports torch: the Snakefile reads these definitions every time it is parsed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from cdsynth.errors import ConfigError
+
+BACKENDS = ("torch", "vllm")
+METHODS = ("ancestral", "vhead", "cd")
+DTYPES = ("float32", "bfloat16")
+AMATEUR_KINDS = ("early", "small", "dropout")
+_AMATEUR_SYNTAX = re.compile(
+    r"early:(?P<early>\d+)"
+    r"|small:(?P<model>[A-Za-z0-9_.-]+)(?:@seed(?P<seed>\d+))?(?:/step(?P<step>\d+))?"
+    r"|dropout:(?P<dropout>0\.\d*[1-9])"
+)
+
+
+@dataclass(frozen=True)
+class Good:
+    """The GOOD (expert) checkpoint: the baseline run (`model`, `seed`) at `step`, or "best" (its lowest
+    validation loss)."""
+
+    model: str
+    seed: int
+    step: int | str
+
+    @property
+    def slug(self) -> str:
+        """GOOD's part of a synthetic corpus's path, e.g. `base-seed43-step2500`."""
+        return f"{self.model}-seed{self.seed}-step{self.step}"
+
+
+@dataclass(frozen=True)
+class Amateur:
+    """The BAD model of a CD corpus, written `early:STEP`, `small:MODEL[@seedS][/stepN]` or `dropout:P`.
+
+    - early: GOOD's own run at an earlier checkpoint STEP (the paper's CD-Early-k);
+    - small: a separately trained smaller model, run (MODEL, seed S) at checkpoint N (CD-Small-r; the
+      authors' CD-Small-20 is `small:small-20@seed42/step2500`); a seed or step left out is GOOD's;
+    - dropout: GOOD itself with attention dropout P, kept in train mode while it scores (CD-Drop-p).
+    """
+
+    kind: str
+    step: int | None = None
+    model: str | None = None
+    seed: int | None = None
+    dropout: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Amateur:
+        match = _AMATEUR_SYNTAX.fullmatch(text)
+        if match is None:
+            raise ConfigError(
+                f"amateur {text!r}: write early:STEP, small:MODEL[@seedS][/stepN] or dropout:P (0 < P < 1)"
+            )
+        if match["early"] is not None:
+            return cls("early", step=int(match["early"]))
+        if match["dropout"] is not None:
+            return cls("dropout", dropout=float(match["dropout"]))
+        seed, step = match["seed"], match["step"]
+        return cls(
+            "small",
+            model=match["model"],
+            seed=None if seed is None else int(seed),
+            step=None if step is None else int(step),
+        )
+
+    def __str__(self) -> str:
+        if self.kind == "early":
+            return f"early:{self.step}"
+        if self.kind == "dropout":
+            return f"dropout:{self.dropout:g}"
+        seed = "" if self.seed is None else f"@seed{self.seed}"
+        step = "" if self.step is None else f"/step{self.step}"
+        return f"small:{self.model}{seed}{step}"
+
+    def with_defaults(self, seed: int, step: int) -> Amateur:
+        """A small amateur with GOOD's seed and step where it names none; other kinds as they are."""
+        if self.kind != "small":
+            return self
+        return replace(
+            self,
+            seed=seed if self.seed is None else self.seed,
+            step=step if self.step is None else self.step,
+        )
+
+    def run_of(self, good: Good) -> tuple[str, int] | None:
+        """The training run (model, seed) whose checkpoint `step` this amateur is; None for dropout."""
+        if self.kind == "dropout":
+            return None
+        return (good.model, good.seed) if self.kind == "early" else (self.model, self.seed)
+
+    @property
+    def slug(self) -> str:
+        """The amateur's part of a corpus directory name."""
+        return re.sub(r"[:@/]", "-", str(self))
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How next-token scores are formed; the defaults are the paper's."""
+
+    method: str = "cd"
+    alpha: float = 0.1
+    strength: float = 1.0
+    temperature: float = 1.0
+    penalty: float = -20.0
+    top_k: int | None = None
+    top_p: float | None = None
+    ancestral_cut: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.method not in METHODS:
+            problems.append(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if not 0 < self.alpha < 1:
+            problems.append(f"alpha: {self.alpha} must be in (0, 1)")
+        if self.strength < 0:
+            problems.append(f"strength: {self.strength} must be >= 0")
+        if not self.temperature > 0:
+            problems.append(f"temperature: {self.temperature} must be > 0")
+        if math.isnan(self.penalty) or self.penalty > 0:
+            problems.append(f"penalty: {self.penalty} must be <= 0 (or -inf)")
+        if self.top_k is not None and self.top_k < 1:
+            problems.append(f"top_k: {self.top_k} must be >= 1")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            problems.append(f"top_p: {self.top_p} must be in (0, 1]")
+        if math.isnan(self.ancestral_cut) or self.ancestral_cut > 0:
+            problems.append(f"ancestral_cut: {self.ancestral_cut} must be <= 0 (or -inf)")
+        elif self.method != "ancestral" and self.ancestral_cut != float("-inf"):
+            problems.append("ancestral_cut: only ancestral sampling uses it (head methods cut to `penalty`)")
+        if problems:
+            raise ConfigError("invalid scoring settings:\n  " + "\n  ".join(problems))
+
+    @property
+    def needs_amateur(self) -> bool:
+        return self.method == "cd"
+
+    @property
+    def cut_value(self) -> float:
+        """What a truncated entry scores: the penalty for head methods, `ancestral_cut` for plain sampling.
+
+        Plain sampling's scores are the temperature-scaled logits, so `ancestral_cut` is a raw logit, as in
+        the authors' top-k / top-p processors (-20); -inf removes the cut tokens, as standard sampling does.
+        """
+        return self.ancestral_cut if self.method == "ancestral" else self.penalty
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def corpus_name(scoring: Scoring, amateur: Amateur | None) -> str:
+    """A readable directory name that changes whenever a scoring parameter does."""
+    parts = [scoring.method]
+    if scoring.needs_amateur:
+        parts += [amateur.slug, f"s{scoring.strength:g}"]
+    if scoring.method != "ancestral":
+        parts += [f"a{scoring.alpha:g}", f"pen{scoring.penalty:g}"]
+    if scoring.top_k is not None:
+        parts.append(f"k{scoring.top_k}")
+    if scoring.top_p is not None:
+        parts.append(f"p{scoring.top_p:g}")
+    truncated = scoring.top_k is not None or scoring.top_p is not None
+    if scoring.method == "ancestral" and truncated and scoring.ancestral_cut != float("-inf"):
+        parts.append(f"cut{scoring.ancestral_cut:g}")
+    if scoring.temperature != 1:
+        parts.append(f"T{scoring.temperature:g}")
+    return "_".join(parts)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One synthetic corpus: how its tokens are scored and, for CD, its amateur."""
+
+    scoring: Scoring
+    amateur: Amateur | None = None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], good: Good, last_step: int) -> Corpus:
+        """A config corpus spec; a small amateur takes GOOD's seed and step (the last step for `best`)."""
+        scoring = Scoring(**{key: value for key, value in spec.items() if key != "amateur"})
+        if "amateur" not in spec:
+            return cls(scoring)
+        step = last_step if good.step == "best" else good.step
+        return cls(scoring, Amateur.parse(spec["amateur"]).with_defaults(good.seed, step))
+
+    @property
+    def name(self) -> str:
+        """Its directory name, derived from every scoring parameter and the amateur (`corpus_name`)."""
+        return corpus_name(self.scoring, self.amateur)
+
+
+def backend_for(backend: str, amateur_dropout: float | None) -> str:
+    """The backend that can make the corpus: vLLM's attention kernels have no dropout amateur."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    return "torch" if amateur_dropout is not None else backend

@@ -1,0 +1,221 @@
+"""`cdsynth` command line: synthetic corpora from any two Hugging Face causal LMs sharing a tokenizer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from cdsynth.errors import CdsynthError, ConfigError
+from cdsynth.resumable import KEY_FILE, WorkDir
+from cdsynth.spec.synthesis import BACKENDS, DTYPES, METHODS, Scoring
+from cdsynth.synth.corpus import Protocol, describe_amateur, synthesize_shards
+from cdsynth.synth.manifest import write_manifest
+
+SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
+
+
+def token_count(text: str) -> int:
+    """'1M' -> 1000000, '250k' -> 250000, '5000' -> 5000."""
+    value = text.strip().lower().replace("_", "").replace(",", "")
+    scale = SUFFIXES.get(value[-1:], 1)
+    number = value[:-1] if scale > 1 else value
+    try:
+        count = int(float(number) * scale)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a token count such as 5000, 250k or 1M") from err
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the token count must be positive")
+    return count
+
+
+def generate_parser(commands) -> None:
+    p = commands.add_parser(
+        "generate",
+        help="generate a synthetic corpus (Arrow shards + manifest.json)",
+        description="Generate a synthetic corpus by ancestral sampling, head-masked sampling or contrastive "
+        "decoding. Writes OUT/shard-NNNNN.arrow (token ids, text, prompt id) and OUT/manifest.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    models = p.add_argument_group("models")
+    models.add_argument("--expert", required=True, type=Path, help="expert (GOOD) model directory")
+    amateur = models.add_mutually_exclusive_group()
+    amateur.add_argument("--amateur", type=Path, help="amateur (BAD) model directory, same tokenizer")
+    amateur.add_argument(
+        "--amateur-dropout",
+        type=float,
+        metavar="P",
+        help="use the expert with attention dropout P as the amateur",
+    )
+    scoring = p.add_argument_group("scoring (paper defaults)")
+    scoring.add_argument(
+        "--method",
+        choices=METHODS,
+        default="cd",
+        help="ancestral: plain sampling; vhead: head-masked; cd: contrastive decoding",
+    )
+    scoring.add_argument("--alpha", type=float, default=0.1, help="head: p > alpha * max p (0 < alpha < 1)")
+    scoring.add_argument("--strength", type=float, default=1.0, help="contrast strength lambda")
+    scoring.add_argument("--temperature", type=float, default=1.0, help="divides both models' logits")
+    scoring.add_argument(
+        "--penalty", type=float, default=-20.0, help="score of tokens outside the head (-inf: strict CD)"
+    )
+    scoring.add_argument("--top-k", type=int, help="keep the k best scores")
+    scoring.add_argument("--top-p", type=float, help="keep the smallest set of scores with mass >= p")
+    scoring.add_argument(
+        "--ancestral-cut",
+        type=float,
+        default=float("-inf"),
+        help="ancestral + top-k/top-p: the raw logit of cut tokens (-inf removes them; the authors used -20)",
+    )
+    protocol = p.add_argument_group("protocol")
+    protocol.add_argument(
+        "--prompts",
+        required=True,
+        type=Path,
+        help="a text file (one prompt per line) or a corpus split .arrow with a `text` column",
+    )
+    protocol.add_argument(
+        "--tokens", type=token_count, default="1M", help="new tokens to generate, e.g. 250k, 1M"
+    )
+    protocol.add_argument(
+        "--prefix-tokens",
+        type=int,
+        default=19,
+        help="real prompt tokens kept after BOS (the paper's max_length 20 with BOS is 19)",
+    )
+    protocol.add_argument("--continuations", type=int, default=8, help="samples per prompt")
+    protocol.add_argument("--new-tokens", type=int, default=400, help="tokens per sample (no stop at EOS)")
+    protocol.add_argument(
+        "--no-keep-prefix",
+        dest="keep_prefix",
+        action="store_false",
+        help="save only the generated tokens, not the real prefix",
+    )
+    run = p.add_argument_group("run")
+    run.add_argument("--out", required=True, type=Path, help="output directory")
+    run.add_argument("--shards", type=int, default=1, help="number of shard files")
+    run.add_argument("--batch-size", type=int, default=64, help="sequences decoded together")
+    run.add_argument("--seed", type=int, default=0, help="corpus seed (shard i samples from (seed, i))")
+    run.add_argument("--prompt-seed", type=int, default=42, help="shuffle of the prompts")
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="torch: the built-in engine (CPU or one GPU); vllm: vLLM with paged KV cache (pip install "
+        "'cdsynth[vllm]' or envs/vllm-cpu.sh)",
+    )
+    run.add_argument("--tensor-parallel", type=int, default=1, help="GPUs per model (vllm backend)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torch backend)")
+    run.add_argument("--threads", type=int, default=1, help="CPU threads")
+    run.add_argument("--compile", action="store_true", help="torch.compile the scoring function")
+    run.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="generation precision: float32 (TF32 matmuls on GPU, as the paper) or bfloat16 (faster on GPU)",
+    )
+    p.set_defaults(run=run_generate)
+
+
+def check_out(out: Path) -> None:
+    """The finished corpus replaces `out` whole, so it may only be an earlier corpus, or nothing."""
+    if out.exists() and not (out / "manifest.json").is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(
+            f"--out {out}: exists and is not a corpus made by `cdsynth generate`; give a new path"
+        )
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    scoring = Scoring(
+        method=args.method,
+        alpha=args.alpha,
+        strength=args.strength,
+        temperature=args.temperature,
+        penalty=args.penalty,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        ancestral_cut=args.ancestral_cut,
+    )
+    has_amateur = args.amateur is not None or args.amateur_dropout is not None
+    if scoring.needs_amateur and not has_amateur:
+        raise ConfigError("--method cd needs an amateur: give --amateur DIR or --amateur-dropout P")
+    if has_amateur and not scoring.needs_amateur:
+        raise ConfigError(f"--method {args.method} uses no amateur: drop --amateur / --amateur-dropout")
+    if args.amateur_dropout is not None and not 0 < args.amateur_dropout < 1:
+        raise ConfigError(f"--amateur-dropout {args.amateur_dropout}: must be in (0, 1)")
+    if args.amateur_dropout is not None and args.backend == "vllm":
+        raise ConfigError(
+            "--amateur-dropout cannot run on --backend vllm (vLLM's attention kernels have no dropout): "
+            "use --backend torch, or give a checkpoint with --amateur"
+        )
+    if args.tensor_parallel < 1:
+        raise ConfigError(f"--tensor-parallel {args.tensor_parallel}: must be >= 1")
+    protocol = Protocol(
+        tokens=args.tokens,
+        prefix_tokens=args.prefix_tokens,
+        continuations=args.continuations,
+        new_tokens=args.new_tokens,
+        keep_prefix=args.keep_prefix,
+        shards=args.shards,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        prompt_seed=args.prompt_seed,
+        dtype=args.dtype,
+    )
+    params = {
+        "scoring": scoring.as_dict(),
+        "expert": str(args.expert),
+        "prompts": str(args.prompts),
+        "amateur": describe_amateur(args.amateur, args.amateur_dropout),
+        "backend": args.backend,
+        **asdict(protocol),
+    }
+    job = WorkDir(args.out, params)
+    if job.finished():
+        print(f"{args.out}: made by an earlier run with these settings, kept", file=sys.stderr)
+        return
+    check_out(args.out)
+    work = job.open()
+    names = [f"shard-{index:05d}.arrow" for index in range(args.shards)]
+    todo = {index: work / name for index, name in enumerate(names) if not (work / name).exists()}
+    if len(todo) < len(names):
+        print(
+            f"{len(names) - len(todo)} shard(s) made by an earlier attempt with these settings, kept",
+            file=sys.stderr,
+        )
+    if todo:
+        synthesize_shards(
+            expert_dir=args.expert,
+            amateur_dir=args.amateur,
+            amateur_dropout=args.amateur_dropout,
+            prompts_path=args.prompts,
+            scoring=scoring,
+            protocol=protocol,
+            shards=todo,
+            backend=args.backend,
+            compile_scoring=args.compile,
+            threads=args.threads,
+            device=args.device,
+            tensor_parallel=args.tensor_parallel,
+        )
+    manifest = write_manifest([str(work / name) for name in names], work / "manifest.json", params)
+    job.publish([*names, "manifest.json", KEY_FILE])
+    print(f"wrote {manifest['totals']['new_tokens']:,} new tokens in {len(names)} shard(s) to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cdsynth", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    generate_parser(commands)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except CdsynthError as err:
+        print(f"cdsynth: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

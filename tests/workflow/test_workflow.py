@@ -1,0 +1,323 @@
+"""The Snakemake workflow end to end on a tiny config: real jobs, real files, real errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import CD, REPO, SNAKEMAKE, SYNTH, checkout, dry_run_from, job_counts, snakemake, tiny_config
+from transformers import AutoModelForCausalLM
+
+from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.report.summaries import read_history
+from cdsynth.report.tables import columns, read_table
+from cdsynth.resumable import work_path
+from cdsynth.synth.manifest import shard_metadata
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, corpus_dir):
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = tiny_config(corpus_dir)
+    result = snakemake(workdir, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, config
+
+
+def test_baseline_checkpoints_are_built_and_loadable(built):
+    workdir, _ = built
+    run = workdir / "results/models/micro/seed42"
+    assert sorted(p.name for p in run.glob("step*")) == ["step10", "step20"]
+    model = AutoModelForCausalLM.from_pretrained(run / "step20")
+    assert model.config.num_hidden_layers == 2
+    assert (run / "metrics.csv").exists() and (run / "curve.png").exists()
+    assert (workdir / "resources/downloads/tinystories_v1_valid_head.txt.xz").exists()
+    scores = read_json(workdir / "results/eval/micro/seed42/step20/scores.json")
+    assert set(scores["scores"]) == {
+        "perplexity",
+        "blimp",
+        "blimp_supplement",
+        "ewok",
+        "entity_tracking",
+        "wug_accuracy",
+        "wug_spearman",
+        "eye_tracking",
+        "reading",
+    }
+    assert (workdir / "results/eval/micro/seed42/step10/predictions.parquet").exists()
+    for rule in ("corpus", "tokenizer", "train_baseline/micro/seed42", "evaluate/micro/seed42"):
+        assert (workdir / f"results/logs/{rule}.log").exists()
+        assert (workdir / f"results/benchmarks/{rule}.tsv").exists()
+
+
+def test_up_to_date_run_has_nothing_to_do(built):
+    workdir, config = built
+    result = snakemake(workdir, config, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_editing_a_training_value_reruns_only_training(built):
+    workdir, config = built
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edited["train"]["lr"] = 5e-4
+    result = snakemake(workdir, edited, "-n")
+    assert result.returncode == 0
+    expected = {
+        "train_baseline": 2,
+        "synth_shard": 4,
+        "synth_manifest": 2,
+        "synth_tokens": 2,
+        "train_mixture": 4,
+        "evaluate": 6,
+        "experiment_summary": 3,
+        "table": 1,
+        "all": 1,
+        "total": 25,
+    }
+    assert job_counts(result.stdout + result.stderr) == expected
+
+
+def test_editing_one_corpus_reruns_only_that_corpus(built):
+    workdir, config = built
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edited["experiments"]["CD-Early-10"]["corpus"]["alpha"] = 0.2
+    result = snakemake(workdir, edited, "-n")
+    assert result.returncode == 0
+    assert job_counts(result.stdout + result.stderr) == {
+        "synth_shard": 2,
+        "synth_manifest": 1,
+        "synth_tokens": 1,
+        "train_mixture": 2,
+        "evaluate": 2,
+        "experiment_summary": 1,
+        "table": 1,
+        "all": 1,
+        "total": 11,
+    }
+
+
+def test_renaming_an_experiment_retrains_nothing(built):
+    workdir, config = built
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edited["experiments"]["Plain"] = edited["experiments"].pop("No-Contrast")
+    edited["tables"]["main"] = ["Baseline", "Plain", "CD-Early-10"]
+    result = snakemake(workdir, edited, "-n")
+    assert result.returncode == 0
+    assert job_counts(result.stdout + result.stderr) == {
+        "experiment_summary": 1,
+        "table": 1,
+        "all": 1,
+        "total": 3,
+    }
+
+
+def test_code_changes_rerun_by_content_not_by_file_time(built, tmp_path):
+    workdir, config = built
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))  # earlier tests leave edited ones
+    copy = checkout(tmp_path)
+    assert dry_run_from(copy, workdir) == {}  # a fresh checkout, or `touch`, reruns nothing (no profile)
+    module = copy / "src/cdsynth/eval/lm_scoring.py"
+    module.write_text(module.read_text() + "\n# A comment is not code.\n")
+    assert dry_run_from(copy, workdir) == {}
+    module.write_text(module.read_text() + "\nUNUSED = 1\n")
+    counts = dry_run_from(copy, workdir)  # evaluations use lm_scoring; nothing upstream of them does
+    assert counts["evaluate"] == 6 and counts["experiment_summary"] == 3 and counts["table"] == 1
+    assert not {"train_baseline", "synth_shard", "train_mixture"} & set(counts)
+    script = copy / "scripts/write_table.py"
+    module.write_text(module.read_text().removesuffix("\nUNUSED = 1\n"))
+    script.write_text(script.read_text() + "\nUNUSED = 1\n")
+    assert dry_run_from(copy, workdir) == {"table": 1, "all": 1, "total": 2}
+
+
+def test_the_main_table_has_every_column_filled(built):
+    workdir, _ = built
+    rows = read_table(workdir / "results/table_main.csv")
+    assert [row["experiment"] for row in rows] == ["Baseline", "No-Contrast", "CD-Early-10"]
+    assert all(value != "" for row in rows for value in row.values())
+    assert set(rows[0]) == set(columns(yaml.safe_load((REPO / "config.yaml").read_text())["stats"]["tasks"]))
+    baseline = rows[0]
+    assert float(baseline["muDeltaREL"]) == 0 and float(baseline["blimp_p"]) == 1.0
+    assert all(row["seeds"] == "2" for row in rows)
+    summary = read_json(workdir / "results/experiments/No-Contrast/summary.json")
+    assert float(rows[1]["blimp_mean"]) == pytest.approx(summary["tasks"]["blimp"]["mean"], abs=1e-4)
+    markdown = (workdir / "results/table_main.md").read_text()
+    for wug in ("wug_accuracy", "wug_spearman"):
+        assert f"{float(rows[1][f'{wug}_mean']):.2f} ± {float(rows[1][f'{wug}_std']):.2f}" in markdown
+    for figure in ("main_gains", "main_curves"):
+        for ext in ("png", "pdf"):
+            assert (workdir / f"results/figures/{figure}.{ext}").stat().st_size > 1000
+
+
+def test_mixture_runs_train_on_their_synthetic_ratio(built):
+    workdir, _ = built
+    run = workdir / f"results/models/micro/mix/micro-seed42-step20/{CD}/r0.3/seed43"
+    history = read_history(run / "metrics.csv")
+    assert history[-1]["synthetic_ratio"] == pytest.approx(0.3, abs=0.02)
+    meta = read_json(workdir / SYNTH / CD / "tokens/meta.json")
+    assert meta["num_documents"] > 0 and meta["held_out_samples"] == 1  # ceil(5% of 16 samples)
+
+
+def test_the_report_holds_the_tables_and_figures(built):
+    workdir, config = built
+    result = snakemake(workdir, config, "--report", str(workdir / "report.html"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "table_main.csv" in html and "main_gains.png" in html
+
+
+def test_synthetic_corpora_are_built_with_the_early_amateur(built):
+    workdir, _ = built
+    for name in ("ancestral", CD):
+        manifest = read_json(workdir / SYNTH / name / "manifest.json")
+        assert manifest["totals"]["new_tokens"] == 160 and len(manifest["shards"]) == 2
+    shard = read_arrow(workdir / SYNTH / CD / "shard-00000.arrow")
+    assert shard_metadata(shard)["amateur"] == "results/models/micro/seed42/step10"
+    assert shard_metadata(shard)["expert"] == "results/models/micro/seed42/step20"
+
+
+def test_synthesis_rebuilt_from_scratch_is_byte_identical(built):
+    workdir, config = built
+    before = {p.name: read_json(p / "manifest.json")["shards"] for p in (workdir / SYNTH).iterdir()}
+    shutil.rmtree(workdir / SYNTH)
+    assert snakemake(workdir, config, "synth_all").returncode == 0
+    assert {p.name: read_json(p / "manifest.json")["shards"] for p in (workdir / SYNTH).iterdir()} == before
+
+
+def start_killable(
+    workdir: Path, config: dict, target: str, cores: int
+) -> tuple[list[str], subprocess.Popen]:
+    """Snakemake for `target`, in its own session so that the whole run can be killed."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [*SNAKEMAKE[:-1], str(cores), target, "--directory", str(workdir)]
+    command += ["--configfile", str(workdir / "config.yaml")]
+    log = open(workdir / "killed_run.log", "w")  # noqa: SIM115 (the child keeps it; closed with the run)
+    return command, subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+
+
+def kill_when(proc: subprocess.Popen, workdir: Path, ready) -> None:
+    """kill -9 the whole Snakemake run once `ready()` holds, while a job is still working."""
+    deadline = time.monotonic() + 300
+    while not ready() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert proc.poll() is None, (workdir / "killed_run.log").read_text()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def rerun(command: list[str]) -> subprocess.CompletedProcess:
+    subprocess.run([*command[:-4], "--unlock", *command[-4:]], check=True, capture_output=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_killed_synthesis_keeps_finished_shards(built):
+    workdir, config = built
+    corpus = workdir / SYNTH / CD
+    uninterrupted = {path.name: sha256_file(path) for path in corpus.glob("shard-*.arrow")}
+    shutil.rmtree(corpus)
+    command, proc = start_killable(workdir, config, f"{SYNTH}/{CD}/manifest.json", cores=1)
+    # Killed once Snakemake has recorded the first shard as done, while the second one is being generated.
+    kill_when(proc, workdir, lambda: "1 of 3 steps" in (workdir / "killed_run.log").read_text())
+    finished = sorted(corpus.glob("shard-*.arrow"))
+    assert len(finished) == 1, "one shard done, the other killed midway"
+    done_at = finished[0].stat().st_mtime_ns
+    rerun(command)
+    assert finished[0].stat().st_mtime_ns == done_at
+    assert {path.name: sha256_file(path) for path in corpus.glob("shard-*.arrow")} == uninterrupted
+    assert (corpus / "manifest.json").exists()
+
+
+def test_killed_training_resumes_from_its_last_save(built):
+    workdir, config = built
+    run = workdir / "results/models/micro/seed43"
+    uninterrupted = sha256_file(run / "step20/model.safetensors")
+    shutil.rmtree(run)
+    # The threads of the uninterrupted run, so that the float sums are the same.
+    command, proc = start_killable(workdir, config, "results/models/micro/seed43", cores=2)
+    kill_when(proc, workdir, lambda: (work_path(run) / "state.pt").exists())  # saved at step 10 of 20
+    assert not run.exists()
+    result = rerun(command)
+    log = (workdir / "results/logs/train_baseline/micro/seed43.log").read_text()
+    assert "resuming from step 10" in log, log[-2000:] + result.stderr[-2000:]
+    assert sha256_file(run / "step20/model.safetensors") == uninterrupted
+
+
+def test_killed_evaluation_keeps_the_checkpoints_it_finished(built):
+    workdir, config = built
+    out = workdir / "results/eval/micro/seed43"
+    uninterrupted = {step: read_json(out / f"{step}/scores.json")["scores"] for step in ("step10", "step20")}
+    shutil.rmtree(out)
+    command, proc = start_killable(workdir, config, "results/eval/micro/seed43", cores=2)
+    # Killed once step10 is evaluated, while step20 is.
+    kill_when(proc, workdir, lambda: (work_path(out) / "step10/scores.json").exists())
+    assert not out.exists()
+    result = rerun(command)
+    log = (workdir / "results/logs/evaluate/micro/seed43.log").read_text()
+    assert "keeping step 10, evaluated by an earlier attempt" in log, log[-2000:] + result.stderr[-2000:]
+    assert {step: read_json(out / f"{step}/scores.json")["scores"] for step in uninterrupted} == uninterrupted
+    assert not work_path(out).exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c["train"].update(lr=-1), "train.lr: -1 is less than the minimum of 0"),
+        (lambda c: c["train"].update(steps="many"), "train.steps: 'many' is not of type 'integer'"),
+        (
+            lambda c: c["corpus"]["sources"]["gutenberg"].update(format="xml"),
+            "corpus.sources.gutenberg.format",
+        ),
+        (lambda c: c["train"].update(learning_rate=1), "'learning_rate' was unexpected"),
+        (lambda c: c["baseline"].update(huge=[1]), "baseline.huge: no such model"),
+        (lambda c: c["train"].update(batch_size=6), "train.batch_size: 6 is not a multiple"),
+        (
+            lambda c: c["eval"].update(data_dir="/nowhere"),
+            "/nowhere/blimp_filtered: the blimp data is missing",
+        ),
+    ],
+)
+def test_bad_config_is_rejected_before_any_job(tmp_path, corpus_dir, edit, message):
+    config = tiny_config(corpus_dir)
+    edit(config)
+    result = snakemake(tmp_path, config, "-n")
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_source_file_is_named_before_any_job(tmp_path, corpus_dir):
+    config = tiny_config(corpus_dir)
+    config["corpus"]["sources"]["gutenberg"]["train"] = [str(tmp_path / "nowhere/*.txt")]
+    result = snakemake(tmp_path, config)
+    assert result.returncode != 0
+    assert str(tmp_path / "nowhere/*.txt") in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_paper_preset_trains_and_uses_the_authors_small_amateur():
+    """CD-Small-20's BAD is small_20 seed 42 at step 2500: only that run is trained, that checkpoint used."""
+    command = [*SNAKEMAKE, "-n", "--configfile", str(REPO / "workflow/presets/paper.yaml")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    outputs = {line.split()[-1] for line in lines if line.startswith("output:")}
+    assert {path for path in outputs if path.startswith("results/models/small-20/")} == {
+        "results/models/small-20/seed42"
+    }
+    corpus = "results/synth/base-seed43-step2500/cd_small-small-20-seed42-step2500_s1_a0.1_pen-20"
+    assert f"{corpus}/manifest.json" in outputs
+    shard_inputs = [
+        lines[i - 1] for i, line in enumerate(lines) if line == f"output: {corpus}/shard-00000.arrow"
+    ]
+    assert shard_inputs == [
+        "input: results/models/base/seed43, results/models/small-20/seed42, results/corpus/seed.arrow"
+    ]
