@@ -5,7 +5,7 @@
 #   snakemake --cores all --configfile workflow/presets/paper.yaml         the paper's whole grid
 #   snakemake --report results/report.html                                 tables and figures, captioned
 
-from cdsynth.spec.config import validate_config
+from cdsynth.spec.config import check_config_files, validate_config
 
 # A --configfile replaces config.yaml as a whole: Snakemake would otherwise merge the two key by key,
 # mixing the demo's sources and models into the preset's.
@@ -14,6 +14,7 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
+check_config_files(workflow.configfiles)
 validate_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from cdsynth import evaluate
 from cdsynth.checkpoints import load_causal_lm
+from cdsynth.eval import suite
+from cdsynth.eval.metrics import CHOICE_TASKS
 
 
 def main() -> None:
@@ -33,19 +34,19 @@ def main() -> None:
     model = load_causal_lm(args.checkpoint, device)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     runs = {
-        "perplexity (documents)": lambda: evaluate.perplexity_task(
+        "perplexity (documents)": lambda: suite.perplexity_task(
             model, tokenizer, args.test, args.max_items, args.batch_size, args.window
         )[1],
         **{
             task: (
-                lambda t=task: evaluate.choice_task(
+                lambda t=task: suite.choice_task(
                     model, tokenizer, args.data_dir, t, args.max_items, args.batch_size
                 )[1]
             )
-            for task in evaluate.CHOICE_TASKS
+            for task in CHOICE_TASKS
         },
-        "wug": lambda: evaluate.wug_task(model, tokenizer, args.data_dir, args.max_items, args.batch_size)[1],
-        "reading + eye tracking (words)": lambda: evaluate.reading_task(
+        "wug": lambda: suite.wug_task(model, tokenizer, args.data_dir, args.max_items, args.batch_size)[1],
+        "reading + eye tracking (words)": lambda: suite.reading_task(
             model, tokenizer, args.data_dir, args.batch_size
         )[2],
     }

@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from cdsynth.data.corpus import build_corpus, expand_paths
+from cdsynth.data.corpus import build_corpus
 from cdsynth.data.shards import build_shards
 from cdsynth.data.tokenizer import load_tokenizer, train_tokenizer
+from cdsynth.spec.sources import expand_paths
 from cdsynth.train.models import build_model, flops_per_token
 from cdsynth.train.trainer import TrainConfig, train
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 from cdsynth.checkpoints import best_checkpoint
 from cdsynth.jobs import run_job
+from cdsynth.spec.protocol import protocol_from
 from cdsynth.spec.synthesis import Scoring
-from cdsynth.synth.corpus import protocol_from, synthesize_shards
+from cdsynth.synth.corpus import synthesize_shards
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 params = smk.params.synth
@@ -23,6 +24,7 @@ def job() -> None:
         scoring=Scoring(**params["scoring"]),
         protocol=protocol_from(params),
         shards={int(smk.wildcards.shard): smk.output[0]},
+        corpus=params,
         backend=params["backend"],
         compile_scoring=params["compile"],
         threads=smk.threads,

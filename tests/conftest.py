@@ -118,7 +118,8 @@ def micro_run(prepared, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_corpus(micro_run, prepared, tmp_path_factory) -> Path:
     """A real ancestral corpus from the micro GOOD: 2 shards, 40 samples of 21 + 24 tokens."""
-    from cdsynth.synth.corpus import Protocol, synthesize_shards
+    from cdsynth.spec.protocol import Protocol
+    from cdsynth.synth.corpus import synthesize_shards
     from cdsynth.synth.manifest import write_manifest
     from cdsynth.synth.scoring import Scoring
 
@@ -133,6 +134,7 @@ def synthetic_corpus(micro_run, prepared, tmp_path_factory) -> Path:
         scoring=Scoring(method="ancestral"),
         protocol=protocol,
         shards=dict(enumerate(paths)),
+        corpus={"fixture": "micro ancestral"},
     )
-    write_manifest([str(p) for p in paths], out / "manifest.json", {})
+    write_manifest([str(p) for p in paths], out / "manifest.json", {"fixture": "micro ancestral"})
     return out

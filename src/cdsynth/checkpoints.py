@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM
+from safetensors import SafetensorError
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from cdsynth.errors import DataError
+
+RECOPY = "Retrain or copy the checkpoint again."
 
 
 def require_model_dir(path: str | os.PathLike) -> Path:
@@ -24,24 +29,58 @@ def require_model_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def load_config(path: str | os.PathLike) -> PretrainedConfig:
+    """The checkpoint's config, or a DataError naming its config.json when that is unreadable."""
+    path = require_model_dir(path)
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path / 'config.json'}: not a readable model config ({err}). {RECOPY}") from err
+
+
+def weights_files(path: Path) -> str:
+    """The weights files a directory holds, for an error message."""
+    names = sorted(p.name for p in path.iterdir() if p.suffix in {".safetensors", ".bin"})
+    return ", ".join(str(path / name) for name in names) or f"{path} (no weights file)"
+
+
 def load_causal_lm(
     path: str | os.PathLike,
     device: torch.device,
     dtype: str = "float32",
-    attention_dropout: float | None = None,
-):
-    """A model in `dtype` ("float32" | "bfloat16") on `device`; with `attention_dropout`, kept in train mode.
+    config_overrides: dict[str, Any] | None = None,
+    attn_implementation: str = "sdpa",
+) -> PreTrainedModel:
+    """A model in `dtype` ("float32" | "bfloat16") on `device`, in eval mode.
 
-    The dropout amateur is the paper's CD-Drop: GOOD's weights with attention dropout active while it
-    scores, so it is a noisier, weaker copy of the expert.
+    `config_overrides` replaces config fields before the modules are built (they read the config only
+    then). A field the config lacks is refused: no module would read it, so the override would do nothing.
     """
-    path = require_model_dir(path)
-    overrides = {} if attention_dropout is None else {"attention_dropout": attention_dropout}
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, dtype), attn_implementation="sdpa", **overrides
-    )
-    model.to(device)
-    return model.train() if attention_dropout else model.eval()
+    config = load_config(path)
+    unknown = set(config_overrides or {}) - set(config.to_dict())
+    if unknown:
+        raise ValueError(f"config overrides {sorted(unknown)}: not fields of {config.model_type}")
+    config.update(config_overrides or {})
+    model = from_pretrained(Path(path), config, getattr(torch, dtype), attn_implementation)
+    return model.to(device).eval()
+
+
+def from_pretrained(
+    path: Path, config: PretrainedConfig, dtype: torch.dtype, attn_implementation: str
+) -> PreTrainedModel:
+    """`from_pretrained`, on eager attention for a family without SDPA (transformers refuses those with a
+    ValueError, e.g. BLOOM), and with a DataError naming the weights when they cannot be read."""
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, config=config, dtype=dtype, attn_implementation=attn_implementation
+        )
+    except ValueError:
+        if attn_implementation != "sdpa":
+            raise
+        print(f"{path}: {config.model_type} does not load with SDPA attention; using eager.", file=sys.stderr)
+        return from_pretrained(path, config, dtype, "eager")
+    except (OSError, SafetensorError) as err:
+        raise DataError(f"{weights_files(path)}: cannot load the weights ({err}). {RECOPY}") from err
 
 
 def best_checkpoint(run_dir: str | os.PathLike) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     else:
@@ -33,8 +35,7 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         tmp = Path(name)
     try:
         yield tmp
-        # mkstemp/mkdtemp create private entries; give outputs the modes a plain open() would.
-        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
+        make_public(tmp)
         move_into_place(tmp, path)
     except BaseException:
         if tmp.is_dir():
@@ -42,6 +43,35 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete what a killed earlier write of `path` left behind (`.NAME.XXXXXXXX.tmp` siblings).
+
+    Only one job writes a given output at a time (Snakemake's locks, one CLI per `--out`), so any such
+    sibling is a leftover; at paper scale one can hold hundreds of MB. The 8 characters are tempfile's
+    random part, so another output's temporaries (`.NAME.suffix.XXXXXXXX.tmp`) never match.
+    """
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.{'[!.]' * 8}.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def make_public(tmp: Path) -> None:
+    """Give an output, and everything in an output directory, the modes a plain open() or mkdir() would.
+
+    mkstemp/mkdtemp and some writers (safetensors) create private 0600 entries, which a group on a shared
+    cluster could not read.
+    """
+    mask = _umask()
+    entries = [tmp]
+    if tmp.is_dir():
+        entries += [Path(root) / name for root, dirs, files in os.walk(tmp) for name in dirs + files]
+    for entry in entries:
+        if not entry.is_symlink():
+            os.chmod(entry, (0o777 if entry.is_dir() else 0o666) & ~mask)
 
 
 def move_into_place(source: Path, path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cdsynth.errors import ConfigError
-from cdsynth.spec.config import validate_config
+from cdsynth.spec.config import check_config_files, validate_config
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -37,7 +37,11 @@ def test_shipped_configs_are_valid(path):
     ("edit", "message"),
     [
         (lambda c: c["train"].update(lr=-1), "train.lr: -1 is less than the minimum of 0"),
-        (lambda c: c["train"].update(steps=2.5), "train.steps: 2.5 is not of type 'integer'"),
+        (lambda c: c["train"].update(steps=2.5), "train.steps: 2.5 is not a whole number"),
+        (lambda c: c["train"].update(steps=40.0), "train.steps: 40.0 is not a whole number (write 40)"),
+        (lambda c: c["synth"].update(shards=20.0), "synth.shards: 20.0 is not a whole number"),
+        (lambda c: c["synth"].update(seed=1.0), "synth.seed: 1.0 is not a whole number"),
+        (lambda c: c["synth"]["good"].update(seed=43.0), "synth.good.seed: 43.0 is not a whole number"),
         (lambda c: c["train"].update(compile="yes"), "train.compile: 'yes' is not of type 'boolean'"),
         (lambda c: c["train"].update(betas=[0.9]), "train.betas: [0.9] is too short"),
         (
@@ -180,3 +184,28 @@ def test_a_small_amateur_may_name_another_seed_and_step_of_a_baseline_run():
     config = copy.deepcopy(DEMO)
     cd(config).update(amateur="small:tiny@seed43/step200")
     validate_config(config, SCHEMA)
+
+
+def test_a_key_given_twice_is_refused_naming_the_key_and_both_lines(tmp_path):
+    """PyYAML keeps the last of two `tables:` keys, which silently cut the table."""
+    path = tmp_path / "config.yaml"
+    path.write_text((REPO / "config.yaml").read_text() + "tables:\n  main: [Baseline]\n")
+    lines = path.read_text().splitlines()
+    first = next(number for number, line in enumerate(lines, 1) if line.startswith("tables:"))
+    with pytest.raises(
+        ConfigError,
+        match=rf"config.yaml:{len(lines) - 1}: key 'tables' is given twice "
+        rf"\(first on line {first}\)",
+    ):
+        check_config_files([path])
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("train:\n  steps: 10\n  lr: 0.1\n  steps: 20\n")
+    with pytest.raises(ConfigError, match="nested.yaml:4: key 'steps' is given twice"):
+        check_config_files([nested])
+    check_config_files([REPO / "config.yaml", REPO / "workflow/presets/paper.yaml"])
+
+
+def test_the_generation_settings_share_the_commands_checks():
+    """The workflow builds the same Protocol as `cdsynth generate`: shards beyond the prompts are refused."""
+    message = rejected(lambda c: c["synth"].update(shards=10**6))
+    assert "synth.shards: 1000000 shards for" in message and "would leave empty shards" in message

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 
 import pytest
 
 from cdsynth.io import read_json, sha256_file
 from cdsynth.synth.cli import main as cli_main
+
+# Settings the micro models take: 0.2k tokens = 10 prompts x 2 continuations x 10 new tokens.
+SMALL = ["--tokens", "0.2k", "--new-tokens", "10", "--continuations", "2", "--batch-size", "8"]
 
 
 def test_cli_generates_a_corpus_from_two_checkpoints(micro_run, prepared, tmp_path, capsys):
@@ -80,8 +84,78 @@ def test_cli_rejects_bad_input_before_generating(micro_run, prepared, tmp_path, 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 def test_the_vllm_backend_without_vllm_says_how_to_install_it(micro_run, prepared, tmp_path, capsys):
     argv = ["generate", "--expert", str(micro_run / "step40"), "--method", "ancestral", "--backend", "vllm"]
-    argv += ["--prompts", str(prepared["corpus"] / "seed.arrow"), "--out", str(tmp_path / "out")]
+    argv += [*SMALL, "--prompts", str(prepared["corpus"] / "seed.arrow"), "--out", str(tmp_path / "out")]
     with pytest.raises(SystemExit):
         cli_main(argv)
     assert "envs/vllm-cpu.sh" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def refusal(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["generate", *argv])
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--shards", "0"], "shards: 0 must be >= 1"),
+        (["--shards", "-1"], "shards: -1 must be >= 1"),
+        (["--prefix-tokens", "-3"], "prefix_tokens: -3 must be >= 0"),
+        (["--new-tokens", "0"], "new_tokens: 0 must be >= 1"),
+        (["--continuations", "0"], "continuations: 0 must be >= 1"),
+        (["--batch-size", "0"], "batch_size: 0 must be >= 1"),
+        (["--threads", "0"], "--threads 0: must be >= 1"),
+        (["--tokens", "inf"], "'inf' is not a token count"),
+        (["--shards", "20"], "shards: 20 shards for 10 prompt(s) would leave empty shards"),
+        (["--new-tokens", "60"], "BOS + prefix + new tokens = 80 exceeds the positions of --expert"),
+        (["--device", "cuda:7"], "visible CUDA device"),
+        (["--device", "tpu"], "write auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_cli_refuses_settings_that_would_give_a_wrong_or_empty_corpus(
+    micro_run, prepared, tmp_path, capsys, extra, message
+):
+    argv = ["--expert", str(micro_run / "step40"), "--method", "ancestral", *SMALL, *extra]
+    argv += ["--prompts", str(prepared["corpus"] / "seed.arrow"), "--out", str(tmp_path / "out")]
+    assert message in refusal(argv, capsys)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+@pytest.fixture
+def weightless_expert(micro_run, tmp_path) -> str:
+    """The micro GOOD without weights: a refusal with it proves no model load was tried."""
+    expert = tmp_path / "expert"
+    shutil.copytree(micro_run / "step40", expert, ignore=shutil.ignore_patterns("*.safetensors"))
+    return str(expert)
+
+
+def test_bad_prompts_and_outputs_are_refused_before_any_model_is_loaded(weightless_expert, tmp_path, capsys):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Caf\xe9 au lait\n".encode("latin-1") * 20)
+    base = ["--expert", weightless_expert, "--method", "ancestral", *SMALL]
+    out = ["--out", str(tmp_path / "out")]
+    assert "prompt file not found" in refusal([*base, "--prompts", str(tmp_path / "none.txt"), *out], capsys)
+    assert "not UTF-8 text" in refusal([*base, "--prompts", str(latin), *out], capsys)
+    few = tmp_path / "few.txt"
+    few.write_text("only one prompt\n")
+    assert "need 10 prompts" in refusal([*base, "--prompts", str(few), *out], capsys)
+    assert not (tmp_path / "out").exists()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a prompt line\n" * 10)
+    (tmp_path / "a_file").write_text("not a directory")
+    for bad in (tmp_path / "a_file", tmp_path / "a_file" / "corpus"):
+        message = refusal([*base, "--prompts", str(prompts), "--out", str(bad)], capsys)
+        assert f"--out {bad}:" in message
+
+
+def test_a_reused_out_holds_only_the_new_corpus(micro_run, prepared, tmp_path):
+    out = tmp_path / "corpus"
+    base = ["generate", "--expert", str(micro_run / "step40"), "--method", "ancestral", *SMALL]
+    base += ["--prompts", str(prepared["corpus"] / "seed.arrow"), "--out", str(out)]
+    cli_main([*base, "--shards", "2"])
+    cli_main([*base, "--shards", "1", "--seed", "1"])
+    assert sorted(p.name for p in out.iterdir()) == ["job.json", "manifest.json", "shard-00000.arrow"]
+    assert read_json(out / "manifest.json")["params"]["seed"] == 1

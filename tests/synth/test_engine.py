@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 from cdsynth.checkpoints import load_causal_lm
 from cdsynth.data.tokenizer import train_tokenizer
 from cdsynth.errors import DataError
+from cdsynth.synth.dropout import load_dropout_amateur
 from cdsynth.synth.engine import generate, left_pad
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_tokens
@@ -76,7 +77,7 @@ def test_same_seed_same_ids_other_seed_other_ids(pair, prompts):
 
 def test_dropout_amateur_is_a_noisier_copy_of_good(micro_run, prompts):
     good = load_causal_lm(micro_run / "step40", CPU)
-    noisy = load_causal_lm(micro_run / "step40", CPU, attention_dropout=0.5)
+    noisy = load_dropout_amateur(micro_run / "step40", CPU, "float32", 0.5)
     assert noisy.training and not good.training
     ids = torch.tensor([prompts[0]])
     with torch.inference_mode():

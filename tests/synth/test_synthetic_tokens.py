@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from cdsynth.data.shards import load_documents
 from cdsynth.errors import DataError
-from cdsynth.io import read_arrow
+from cdsynth.io import read_arrow, read_json, write_json
 from cdsynth.synth.tokens import build_synthetic_shards, split_documents
 
 BOS, EOS = 1, 2
@@ -85,4 +86,15 @@ def test_a_corrupt_synthetic_shard_is_refused(synthetic_corpus, prepared, tmp_pa
     shard.write_bytes(shard.read_bytes()[:-10])
     with pytest.raises(DataError, match="shard-00001.arrow: missing, or its sha256 differs"):
         build_synthetic_shards(broken, prepared["tokenizer"], tmp_path / "tokens")
+    assert not (tmp_path / "tokens").exists()
+
+
+def test_shards_of_another_corpus_are_refused(synthetic_corpus, prepared, tmp_path):
+    """A manifest whose settings are not the ones its shards were generated with is not trusted either."""
+    relabelled = tmp_path / "corpus"
+    shutil.copytree(synthetic_corpus, relabelled)
+    manifest = read_json(relabelled / "manifest.json")
+    write_json(manifest | {"params": {"scoring": {"method": "cd"}}}, relabelled / "manifest.json")
+    with pytest.raises(DataError, match="shard-00000.arrow: not shard 0 of this corpus"):
+        build_synthetic_shards(relabelled, prepared["tokenizer"], tmp_path / "tokens")
     assert not (tmp_path / "tokens").exists()

@@ -18,8 +18,9 @@ from scipy import stats
 from transformers import AutoTokenizer
 
 from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.spec.protocol import Protocol
 from cdsynth.synth.cli import main as cli_main
-from cdsynth.synth.corpus import Protocol, read_prompt_texts, synthesize_shards
+from cdsynth.synth.corpus import read_prompt_texts, synthesize_shards
 from cdsynth.synth.engine import generate
 from cdsynth.synth.manifest import shard_metadata
 from cdsynth.synth.pair import load_decoder
@@ -134,6 +135,7 @@ def vllm_shard(micro_run, prepared, out, index):
         scoring=Scoring(method="cd"),
         protocol=PROTOCOL,
         shards={index: out},
+        corpus={},
         backend="vllm",
         threads=2,
     )

@@ -321,3 +321,16 @@ def test_the_paper_preset_trains_and_uses_the_authors_small_amateur():
     assert shard_inputs == [
         "input: results/models/base/seed43, results/models/small-20/seed42, results/corpus/seed.arrow"
     ]
+
+
+def test_a_shard_copied_from_another_corpus_is_refused(built):
+    """A CD shard copied into the ancestral corpus once reran mixtures and tables with exit status 0."""
+    workdir, config = built  # last of the module's tests on `built`: it leaves the corpus broken
+    target = workdir / SYNTH / "ancestral" / "shard-00001.arrow"
+    table = workdir / "results/table_main.csv"
+    before = table.read_bytes()
+    shutil.copyfile(workdir / SYNTH / CD / "shard-00001.arrow", target)
+    result = snakemake(workdir, config, "results/table_main.csv")
+    assert result.returncode != 0
+    assert "shard-00001.arrow: not shard 1 of this corpus (settings that differ: " in result.stderr
+    assert table.read_bytes() == before

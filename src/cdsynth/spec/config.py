@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from cdsynth.errors import ConfigError
+from cdsynth.spec.protocol import protocol_errors, protocol_from
 from cdsynth.spec.schedule import checkpoint_steps
 from cdsynth.spec.synthesis import Amateur, Corpus, Good, Scoring
 
@@ -18,10 +19,28 @@ def field_name(path: Any) -> str:
     return ".".join(str(part) for part in path) or "(top level)"
 
 
+def _whole_number(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema counts 40.0 as an integer; a float there would fail later, far from its field.
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _whole_number),
+)
+
+
 def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = StrictValidator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{field_name(e.absolute_path)}: {e.message}" for e in errors]
+    return [f"{field_name(e.absolute_path)}: {schema_message(e)}" for e in errors]
+
+
+def schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
+        whole = f" (write {int(error.instance)})" if error.instance.is_integer() else ""
+        return f"{error.instance} is not a whole number{whole}"
+    return error.message
 
 
 def cross_field_errors(config: dict[str, Any]) -> list[str]:
@@ -83,14 +102,15 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
         problems += [f"{field}.amateur: {line}" for line in amateur_errors(spec, amateur, config, steps)]
         if amateur.kind == "small":
             models.append(amateur.model)
-    length = 1 + synth["prefix_tokens"] + synth["new_tokens"]
-    for name in models:
-        limit = config["models"].get(name, {}).get("max_positions", length)
-        if length > limit:
-            problems.append(
-                f"synth.new_tokens: BOS + prefix_tokens + new_tokens = {length} exceeds "
-                f"models.{name}.max_positions ({limit})"
-            )
+    protocol = protocol_errors(synth)
+    problems += [f"synth.{line}" for line in protocol]
+    if not protocol:
+        limits = {
+            f"models.{name}.max_positions": config["models"][name]["max_positions"]
+            for name in models
+            if name in config["models"]
+        }
+        problems += [f"synth.new_tokens: {line}" for line in protocol_from(synth).position_errors(limits)]
     return problems
 
 
@@ -159,6 +179,35 @@ def experiment_errors(config: dict[str, Any]) -> list[str]:
 
 def steps_text(steps: list[int]) -> str:
     return ", ".join(map(str, steps[:6])) + (", ..." if len(steps) > 6 else "")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{key_node.start_mark.name}:{line}: key {key!r} is given twice (first on line "
+                    f"{seen[key]}); YAML would keep only the last: delete one of them"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_config_files(paths: list[str | os.PathLike]) -> None:
+    """Refuse config files that are not YAML mappings, or that give a key twice (naming key and line)."""
+    for path in paths:
+        with open(path) as handle:
+            try:
+                data = yaml.load(handle, Loader=_UniqueKeyLoader)
+            except yaml.YAMLError as err:
+                raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: must be a YAML mapping of settings")
 
 
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike) -> None:

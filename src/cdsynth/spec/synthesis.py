@@ -14,7 +14,6 @@ from cdsynth.errors import ConfigError
 
 BACKENDS = ("torch", "vllm")
 METHODS = ("ancestral", "vhead", "cd")
-DTYPES = ("float32", "bfloat16")
 AMATEUR_KINDS = ("early", "small", "dropout")
 _AMATEUR_SYNTAX = re.compile(
     r"early:(?P<early>\d+)"

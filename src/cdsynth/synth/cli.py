@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from cdsynth.checkpoints import require_model_dir
 from cdsynth.errors import CdsynthError, ConfigError
+from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
-from cdsynth.spec.synthesis import BACKENDS, DTYPES, METHODS, Scoring
-from cdsynth.synth.corpus import Protocol, describe_amateur, synthesize_shards
+from cdsynth.spec.protocol import DTYPES, Protocol
+from cdsynth.spec.synthesis import BACKENDS, METHODS, Scoring
+from cdsynth.synth.corpus import (
+    check_prompt_count,
+    describe_amateur,
+    read_prompt_texts,
+    resolve_device,
+    synthesize_shards,
+)
 from cdsynth.synth.manifest import write_manifest
 
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
+# Where Hugging Face configs state the longest sequence a model takes (GPT-2 and BLOOM-era names too).
+POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
 def token_count(text: str) -> int:
@@ -23,7 +35,7 @@ def token_count(text: str) -> int:
     number = value[:-1] if scale > 1 else value
     try:
         count = int(float(number) * scale)
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:
         raise argparse.ArgumentTypeError(f"{text!r} is not a token count such as 5000, 250k or 1M") from err
     if count < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: the token count must be positive")
@@ -120,11 +132,35 @@ def generate_parser(commands) -> None:
 
 
 def check_out(out: Path) -> None:
-    """The finished corpus replaces `out` whole, so it may only be an earlier corpus, or nothing."""
+    """The finished corpus replaces `out` whole, so it may only be an earlier corpus, or nothing, in a
+    directory this process can write to."""
     if out.exists() and not (out / "manifest.json").is_file() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(
             f"--out {out}: exists and is not a corpus made by `cdsynth generate`; give a new path"
         )
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: cannot write in {parent}; give a path in a writable directory")
+
+
+def model_positions(model_dir: Path) -> int | None:
+    """How many positions a model directory's config allows (None if it states no limit)."""
+    config = read_json(require_model_dir(model_dir) / "config.json")
+    for key in POSITION_FIELDS:
+        if isinstance(config.get(key), int):
+            return config[key]
+    return None
+
+
+def check_models(args: argparse.Namespace, protocol: Protocol) -> None:
+    """Both model directories exist and take BOS + prefix + new tokens (the workflow checks the same)."""
+    models = {"--expert": args.expert} | ({"--amateur": args.amateur} if args.amateur else {})
+    limits = {f"the positions of {flag} {path}": model_positions(path) for flag, path in models.items()}
+    problems = protocol.position_errors({name: n for name, n in limits.items() if n is not None})
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def run_generate(args: argparse.Namespace) -> None:
@@ -152,6 +188,8 @@ def run_generate(args: argparse.Namespace) -> None:
         )
     if args.tensor_parallel < 1:
         raise ConfigError(f"--tensor-parallel {args.tensor_parallel}: must be >= 1")
+    if args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: must be >= 1")
     protocol = Protocol(
         tokens=args.tokens,
         prefix_tokens=args.prefix_tokens,
@@ -164,6 +202,11 @@ def run_generate(args: argparse.Namespace) -> None:
         prompt_seed=args.prompt_seed,
         dtype=args.dtype,
     )
+    check_models(args, protocol)
+    if args.backend == "torch":
+        resolve_device(args.device)
+    _, texts = read_prompt_texts(args.prompts)
+    check_prompt_count(len(texts), protocol, args.prompts)
     params = {
         "scoring": scoring.as_dict(),
         "expert": str(args.expert),
@@ -194,6 +237,7 @@ def run_generate(args: argparse.Namespace) -> None:
             scoring=scoring,
             protocol=protocol,
             shards=todo,
+            corpus=params,
             backend=args.backend,
             compile_scoring=args.compile,
             threads=args.threads,

@@ -8,13 +8,11 @@ uses it, so experiments that share a corpus share one set of files. Each shard's
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,38 +23,10 @@ from tqdm import tqdm
 
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import read_arrow, write_arrow
-from cdsynth.spec.synthesis import DTYPES, Amateur, Scoring
+from cdsynth.spec.protocol import Protocol
+from cdsynth.spec.synthesis import Amateur, Scoring
 from cdsynth.synth.engine import TorchEngine
 from cdsynth.synth.manifest import SHARD_SCHEMA
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How prompts are made and continued; the defaults are the paper's.
-
-    `prefix_tokens` counts the real tokens after BOS: the authors tokenize seeds with `max_length=20`
-    including BOS, which is BOS + 19. `dtype` is the generation precision ("float32": fp32 weights with
-    TF32 matmuls on GPU, as the authors generated; "bfloat16").
-    """
-
-    tokens: int = 100_000_000
-    prefix_tokens: int = 19
-    continuations: int = 8
-    new_tokens: int = 400
-    keep_prefix: bool = True
-    shards: int = 20
-    batch_size: int = 64
-    seed: int = 0
-    prompt_seed: int = 42
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
-
-    @property
-    def num_prompts(self) -> int:
-        return math.ceil(self.tokens / (self.continuations * self.new_tokens))
 
 
 class ShardEngine(typing.Protocol):
@@ -72,30 +42,48 @@ def shard_seed(corpus_seed: int, shard: int) -> int:
 
 
 def read_prompt_texts(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """(ids, texts) from a corpus split (.arrow with `text`, `doc_id`) or a text file, one prompt per line."""
+    """(ids, texts) from an .arrow table with a `text` column (ids from `doc_id`, else the row) or a
+    UTF-8 text file, one prompt per line."""
     path = Path(path)
     if path.suffix == ".arrow":
         table = read_arrow(path)
-        return table.column("doc_id").to_pylist(), table.column("text").to_pylist()
+        if "text" not in table.column_names:
+            raise DataError(f"{path}: has no `text` column (columns: {', '.join(table.column_names)})")
+        texts = table.column("text").to_pylist()
+        if "doc_id" in table.column_names:
+            return table.column("doc_id").to_pylist(), texts
+        return [f"row:{i}" for i in range(len(texts))], texts
     if not path.is_file():
         raise DataError(
             f"{path}: prompt file not found. Give a text file (one prompt per line) or a .arrow split."
         )
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {err.start} cannot be decoded). Convert it, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path} > prompts.txt`."
+        ) from err
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return [f"line:{i}" for i in range(len(lines))], lines
+
+
+def check_prompt_count(count: int, protocol: Protocol, path: str | os.PathLike) -> None:
+    """The protocol needs `num_prompts` distinct prompts; refuse before any model is loaded."""
+    if protocol.num_prompts > count:
+        raise DataError(
+            f"{path}: {protocol.tokens:,} tokens need {protocol.num_prompts:,} prompts "
+            f"({protocol.continuations} continuations x {protocol.new_tokens} tokens each), but it has "
+            f"only {count:,}. Lower the token budget, raise continuations, or give more prompts "
+            "(corpus.seed_fraction)."
+        )
 
 
 def make_prompts(
     texts: list[str], ids: list[str], tokenizer, protocol: Protocol
 ) -> list[tuple[str, list[int]]]:
     """The corpus's prompts in order: shuffled (prompt_seed), BOS + the first `prefix_tokens` tokens."""
-    if protocol.num_prompts > len(texts):
-        raise DataError(
-            f"{protocol.tokens:,} tokens need {protocol.num_prompts:,} prompts "
-            f"({protocol.continuations} continuations x {protocol.new_tokens} tokens each), but there are "
-            f"only {len(texts):,}. Lower the token budget, raise continuations, or give more prompts "
-            "(corpus.seed_fraction)."
-        )
+    check_prompt_count(len(texts), protocol, "the prompts")
     order = np.random.default_rng(protocol.prompt_seed).permutation(len(texts))[: protocol.num_prompts]
     chosen = [texts[i] for i in order]
     encoded = tokenizer(chosen, add_special_tokens=False)["input_ids"]
@@ -158,8 +146,22 @@ def describe_amateur(amateur_dir: str | os.PathLike | None, amateur_dropout: flo
     return None if amateur_dir is None else str(amateur_dir)
 
 
-def protocol_from(params: dict[str, Any]) -> Protocol:
-    return Protocol(**{k: params[k] for k in asdict(Protocol()) if k in params})
+def resolve_device(device: str) -> torch.device:
+    """`auto` (CUDA if visible, else CPU), `cpu`, `cuda` or `cuda:N`; a device not there is refused."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"device {device!r}: write auto, cpu, cuda or cuda:N") from err
+    if target.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r}: write auto, cpu, cuda or cuda:N")
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if target.type == "cuda" and (target.index or 0) >= visible:
+        raise ConfigError(
+            f"device {device!r}: this machine has {visible} visible CUDA device(s); use cpu or auto"
+        )
+    return target
 
 
 @contextmanager
@@ -192,7 +194,7 @@ def open_engine(
             expert_dir,
             amateur_dir,
             scoring,
-            max_len=1 + protocol.prefix_tokens + protocol.new_tokens,
+            max_len=protocol.length,
             batch_size=protocol.batch_size,
             dtype=protocol.dtype,
             tensor_parallel=tensor_parallel,
@@ -201,7 +203,7 @@ def open_engine(
             yield engine, tokenizer
         return
     torch.set_num_threads(threads)
-    target = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    target = resolve_device(device)
     decoder, tokenizer = load_decoder(
         expert_dir, amateur_dir, target, amateur_dropout, compile_scoring, dtype=protocol.dtype
     )
@@ -217,13 +219,20 @@ def synthesize_shards(
     scoring: Scoring,
     protocol: Protocol,
     shards: dict[int, str | os.PathLike],
+    corpus: dict[str, Any],
     backend: str = "torch",
     compile_scoring: bool = False,
     threads: int = 1,
     device: str = "auto",
     tensor_parallel: int = 1,
 ) -> list[dict[str, Any]]:
-    """Load the pair into a backend once, build the corpus's prompts, and write each shard index -> path."""
+    """Read the prompts, load the pair into a backend once, and write each shard index -> path.
+
+    `corpus` is the corpus's whole definition as its caller keys it (the rule's params, the CLI's
+    settings); every shard records it, so the manifest can refuse a shard made for another corpus.
+    """
+    ids, texts = read_prompt_texts(prompts_path)
+    check_prompt_count(len(texts), protocol, prompts_path)
     with open_engine(
         backend,
         expert_dir=expert_dir,
@@ -236,13 +245,13 @@ def synthesize_shards(
         device=device,
         tensor_parallel=tensor_parallel,
     ) as (engine, tokenizer):
-        ids, texts = read_prompt_texts(prompts_path)
         prompts = make_prompts(texts, ids, tokenizer, protocol)
         amateur = describe_amateur(amateur_dir, amateur_dropout)
         metadata = {
+            "corpus": corpus,
             "backend": backend,
             "scoring": scoring.as_dict(),
-            "protocol": asdict(protocol),
+            "protocol": protocol.as_dict(),
             "expert": str(expert_dir),
             "amateur": amateur,
         }

@@ -7,6 +7,8 @@ per row and picks the next token with `cdsynth.synth.scoring.next_tokens`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,13 +45,24 @@ def left_pad(
     return ids.to(device), mask.to(device)
 
 
+@functools.cache
+def cache_keyword(model_class: type) -> str:
+    """The name `forward` takes the KV cache under, decided once per model class.
+
+    transformers 5.24 renamed `past_key_values` to `cache` (the old name warns and goes in 5.40); the
+    vLLM venv's 5.19 knows only the old one.
+    """
+    parameters = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 def forward_last(model, ids, mask, positions, cache, cache_position) -> torch.Tensor:
     """Next-token logits (batch, vocab) for the last column, writing its keys and values into `cache`."""
     out = model(
         input_ids=ids,
         attention_mask=mask,
         position_ids=positions,
-        past_key_values=cache,
+        **{cache_keyword(type(model)): cache},
         cache_position=cache_position,
         use_cache=True,
         logits_to_keep=1,

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, sha256_file, write_json
 
 SHARD_SCHEMA = pa.schema(
@@ -29,7 +30,32 @@ SHARD_SCHEMA = pa.schema(
 
 
 def shard_metadata(table: pa.Table) -> dict[str, Any]:
-    return json.loads(table.schema.metadata[b"cdsynth"])
+    """What a shard records of how it was made (empty for a file not written by `generate_shard`)."""
+    recorded = (table.schema.metadata or {}).get(b"cdsynth")
+    return json.loads(recorded) if recorded else {}
+
+
+def checked_shard(path: str | os.PathLike, index: int, corpus: dict[str, Any]) -> pa.Table:
+    """Shard `index` of the corpus defined by `corpus`, refused if it was generated for anything else.
+
+    A shard records the definition of the corpus it was made for (`synthesize_shards`); one copied or
+    left over from other settings would otherwise be gathered silently into this corpus.
+    """
+    table = read_arrow(path)
+    info = shard_metadata(table)
+    # The definition as it reads back from a shard's JSON (tuples become lists).
+    expected = json.loads(json.dumps(corpus, sort_keys=True))
+    made_for = info.get("corpus") or {}
+    if made_for != expected or info.get("shard") != index:
+        differ = sorted(
+            key for key in expected.keys() | made_for.keys() if made_for.get(key) != expected.get(key)
+        )
+        what = f"settings that differ: {', '.join(differ)}" if differ else f"it is shard {info.get('shard')}"
+        raise DataError(
+            f"{path}: not shard {index} of this corpus ({what}). It was generated for another corpus or "
+            "copied here; delete it and rerun to regenerate it."
+        )
+    return table
 
 
 def write_manifest(
@@ -37,8 +63,8 @@ def write_manifest(
 ) -> dict[str, Any]:
     """Parameters, per-shard counts and sha256, and totals of a finished corpus."""
     shards = []
-    for path in shard_paths:
-        table = read_arrow(path)
+    for index, path in enumerate(shard_paths):
+        table = checked_shard(path, index, params)
         info = shard_metadata(table)
         shards.append(
             {

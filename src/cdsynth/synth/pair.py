@@ -11,6 +11,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from cdsynth.checkpoints import load_causal_lm, require_model_dir
 from cdsynth.errors import DataError
+from cdsynth.synth.dropout import load_dropout_amateur
 from cdsynth.synth.engine import Decoder
 from cdsynth.synth.scoring import next_tokens
 
@@ -66,7 +67,7 @@ def load_decoder(
     expert = load_causal_lm(expert_dir, device, dtype)
     amateur = None
     if amateur_dropout is not None:
-        amateur = load_causal_lm(expert_dir, device, dtype, attention_dropout=amateur_dropout)
+        amateur = load_dropout_amateur(expert_dir, device, dtype, amateur_dropout)
     elif amateur_dir is not None:
         amateur = load_causal_lm(amateur_dir, device, dtype)
     pick = torch.compile(next_tokens, dynamic=False) if compile_scoring else next_tokens

@@ -17,7 +17,8 @@ import pyarrow as pa
 from cdsynth.data.shards import write_documents
 from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.errors import ConfigError, DataError
-from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.io import read_json, sha256_file
+from cdsynth.synth.manifest import checked_shard
 
 
 def build_synthetic_shards(
@@ -59,15 +60,16 @@ def _synthetic_samples(corpus_dir: Path, vocab: int) -> list[pa.ListArray]:
     manifest_path = corpus_dir / "manifest.json"
     if not manifest_path.is_file():
         raise DataError(f"{manifest_path}: not found. Generate the corpus first (rerun Snakemake).")
+    manifest = read_json(manifest_path)
     out = []
-    for shard in read_json(manifest_path)["shards"]:
+    for index, shard in enumerate(manifest["shards"]):
         path = corpus_dir / shard["file"]
         if not path.is_file() or sha256_file(path) != shard["sha256"]:
             raise DataError(
                 f"{path}: missing, or its sha256 differs from manifest.json. The synthetic corpus is "
                 f"corrupt: delete {corpus_dir} and rerun Snakemake."
             )
-        samples = read_arrow(path).column("input_ids").combine_chunks()
+        samples = checked_shard(path, index, manifest["params"]).column("input_ids").combine_chunks()
         values = samples.values.to_numpy()
         if len(values) and values.max() >= vocab:
             raise DataError(
