@@ -5,7 +5,7 @@ from pathlib import Path
 
 from cdsynth.spec.code_digest import code_digest
 from cdsynth.spec.experiments import experiments_of, good_of
-from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.schedule import checkpoint_steps, evaluated_steps
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -16,6 +16,8 @@ GOOD = good_of(config)
 EXPERIMENTS = experiments_of(config)
 BASELINE = next(name for name, experiment in EXPERIMENTS.items() if experiment.corpus is None)
 SAVED_STEPS = checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])
+# Checkpoints the BabyLM suite scores and the mean-max takes its best from (the paper: all of them).
+EVALUATED_STEPS = evaluated_steps(SAVED_STEPS, config["eval"]["stride"])
 MIX_MODEL = config["mix"]["model"]
 
 

@@ -33,7 +33,7 @@ rule evaluate:
         **job_resources("eval"),
     params:
         code=code_of("evaluate_run.py"),
-        steps=SAVED_STEPS,
+        steps=EVALUATED_STEPS,
         data_dir=config["eval"]["data_dir"],
         max_items=config["eval"]["max_items_per_task"],
         batch_size=config["eval"]["batch_size"],

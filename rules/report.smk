@@ -11,9 +11,12 @@ RUNS = {
 RATIOS = {name: e.mixture.ratio if e.mixture else 0.0 for name, e in EXPERIMENTS.items()}
 # Tables whose rows span several synthetic ratios get a ratio-sweep figure too.
 SWEPT_TABLES = [name for name, rows in TABLES.items() if len({RATIOS[row] for row in rows[1:]}) > 1]
-REPORTS = [table_file(name, "csv") for name in TABLES] + [
-    figure_file(name, "ratio_sweep", "png") for name in SWEPT_TABLES
-]
+CORPORA_SECTION = [f"{RESULTS}/corpora/samples.html"] if CORPORA else []
+REPORTS = (
+    [table_file(name, "csv") for name in TABLES]
+    + [figure_file(name, "ratio_sweep", "png") for name in SWEPT_TABLES]
+    + CORPORA_SECTION
+)
 
 
 rule experiment_summary:
@@ -39,7 +42,8 @@ rule experiment_summary:
         code=code_of("summarize_experiment.py"),
         evaluations=lambda wc: {
             seed: {
-                step: f"{eval_dir(experiment_run(wc.experiment), seed)}/step{step}" for step in SAVED_STEPS
+                step: f"{eval_dir(experiment_run(wc.experiment), seed)}/step{step}"
+                for step in EVALUATED_STEPS
             }
             for seed in config["mix"]["seeds"]
         },
@@ -138,3 +142,47 @@ rule ratio_sweep:
         ratios=lambda wc: {name: RATIOS[name] for name in TABLES[wc.table]},
     script:
         "../scripts/plot_ratio_sweep.py"
+
+
+rule corpora:
+    input:
+        stats=DESCRIPTIONS,
+        tokenizer=TOKENIZER,
+    output:
+        table=report(
+            f"{RESULTS}/corpora/statistics.csv",
+            caption="../workflow/report/corpora_table.rst",
+            category="Corpora",
+            labels={"item": "statistics"},
+        ),
+        figure=[
+            report(
+                figure_file("corpora", "statistics", "png"),
+                caption="../workflow/report/corpora_figure.rst",
+                category="Corpora",
+                labels={"item": "statistics figure"},
+            ),
+            figure_file("corpora", "statistics", "pdf"),
+        ],
+        samples=report(
+            f"{RESULTS}/corpora/samples.html",
+            caption="../workflow/report/corpora_samples.rst",
+            category="Corpora",
+            labels={"item": "samples side by side"},
+        ),
+    log:
+        f"{LOGS}/corpora.log",
+    benchmark:
+        f"{BENCH}/corpora.tsv"
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpus=0,
+    params:
+        code=code_of("describe_corpora.py"),
+        corpora={name: corpus_dir(name) for name in CORPORA},
+    script:
+        "../scripts/describe_corpora.py"

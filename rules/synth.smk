@@ -32,6 +32,8 @@ SYNTH_PARAMS = {
     for name, corpus in CORPORA.items()
 }
 MANIFESTS = [f"{corpus_dir(name)}/manifest.json" for name in CORPORA]
+# Each corpus's statistics and dataset card, made in a job of its own: editing them reruns no mixture.
+DESCRIPTIONS = [f"{corpus_dir(name)}/stats.json" for name in CORPORA]
 
 for name, backend in BACKENDS.items():
     if backend != config["synth"]["backend"]:
@@ -95,6 +97,34 @@ rule synth_manifest:
         "../scripts/write_manifest.py"
 
 
+rule describe_corpus:
+    input:
+        manifest=f"{corpus_dir('{name}')}/manifest.json",
+        tokenizer=TOKENIZER,
+        reference=corpus_split("train"),
+    output:
+        stats=f"{corpus_dir('{name}')}/stats.json",
+        card=f"{corpus_dir('{name}')}/README.md",
+    log:
+        f"{LOGS}/synth/{GOOD.slug}/{{name}}/describe.log",
+    benchmark:
+        f"{BENCH}/synth/{GOOD.slug}/{{name}}/describe.tsv"
+    wildcard_constraints:
+        name=r"[^/]+",
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpus=0,
+    params:
+        code=code_of("describe_corpus.py"),
+    script:
+        "../scripts/describe_corpus.py"
+
+
 rule synth_all:
     input:
         MANIFESTS,
+        DESCRIPTIONS,

@@ -94,7 +94,7 @@ def tiny_config(corpus_dir: Path) -> dict:
     config["models"] = {"micro": MICRO_ARCH}
     config["baseline"] = {"micro": [42, 43]}
     config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
-    config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=5)
+    config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=5, stride=1)
     config["synth"].update(
         good={"model": "micro", "seed": 42, "step": 20},
         tokens=160,
@@ -103,7 +103,7 @@ def tiny_config(corpus_dir: Path) -> dict:
         shards=2,
         batch_size=8,
     )
-    config["mix"].update(model="micro", seeds=[42, 43])
+    config["mix"].update(model="micro", seeds=[42, 43], rounding="exact")
     config["experiments"] = {
         "Baseline": {},
         "No-Contrast": {"corpus": {"method": "ancestral"}},

@@ -27,11 +27,13 @@ STAGES = {
     "train_model.py": {"spec", "data", "train"},
     "synthesize_shard.py": {"spec", "synth"},
     "write_manifest.py": {"synth"},
+    "describe_corpus.py": {"spec", "synth"},
     "build_synthetic_shards.py": {"data", "synth"},
     "evaluate_run.py": {"spec", "eval"},
     "summarize_experiment.py": {"spec", "eval", "report"},
     "write_table.py": {"spec", "eval", "report"},
     "plot_ratio_sweep.py": {"spec", "eval", "report"},
+    "describe_corpora.py": {"report"},
 }
 SCRIPTS = sorted((REPO / "scripts").glob("*.py"))
 
@@ -57,7 +59,7 @@ def test_a_scripts_closure_holds_only_its_stages(script):
 
 def test_figures_are_reached_only_by_the_scripts_that_draw_them():
     drawing = {script.name for script in SCRIPTS if "report/figures.py" in modules(script)}
-    assert drawing == {"write_table.py", "plot_ratio_sweep.py"}
+    assert drawing == {"write_table.py", "plot_ratio_sweep.py", "describe_corpora.py"}
     assert {script.name for script in SCRIPTS if "train/curve.py" in modules(script)} == {"train_model.py"}
 
 

@@ -17,7 +17,7 @@ DEMO = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
 def cd(config: dict) -> dict:
-    return config["experiments"]["CD-Early-200"]["corpus"]
+    return config["experiments"]["CD-Early-50"]["corpus"]
 
 
 def rejected(edit) -> str:
@@ -28,7 +28,7 @@ def rejected(edit) -> str:
     return str(err.value)
 
 
-@pytest.mark.parametrize("path", [REPO / "config.yaml", REPO / "workflow/presets/paper.yaml"])
+@pytest.mark.parametrize("path", [REPO / "config.yaml", *sorted((REPO / "workflow/presets").glob("*.yaml"))])
 def test_shipped_configs_are_valid(path):
     validate_config(yaml.safe_load(path.read_text()), SCHEMA)
 
@@ -81,7 +81,7 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["synth"].update(dtype="float16"), "synth.dtype: 'float16' is not one of"),
         (lambda c: c["mix"].update(synthetic_holdout=1), "mix.synthetic_holdout: 1 is greater than or equal"),
         (lambda c: c["shards"].pop("tokens_per_shard"), "shards: 'tokens_per_shard' is a required property"),
-        (lambda c: cd(c).update(amateur="small:a/b"), "experiments.CD-Early-200.corpus.amateur: 'small:a/b'"),
+        (lambda c: cd(c).update(amateur="small:a/b"), "experiments.CD-Early-50.corpus.amateur: 'small:a/b'"),
     ],
 )
 def test_schema_rejects_a_bad_value_naming_the_field(edit, message):
@@ -93,8 +93,8 @@ def test_schema_rejects_a_bad_value_naming_the_field(edit, message):
     [
         (lambda c: c["train"].update(batch_size=20), "train.batch_size: 20 is not a multiple of"),
         (lambda c: c["corpus"].update(seed_fraction=0.5, test_fraction=0.5), "corpus.test_fraction"),
-        (lambda c: c["models"]["tiny"].update(heads=3), "models.tiny.heads: 3 does not divide hidden"),
-        (lambda c: c["models"]["tiny"].update(max_positions=64), "models.tiny.max_positions: 64 is below"),
+        (lambda c: c["models"]["tiny"].update(heads=5), "models.tiny.heads: 5 does not divide hidden"),
+        (lambda c: c["models"]["tiny"].update(max_positions=32), "models.tiny.max_positions: 32 is below"),
         (lambda c: c["baseline"].update(giant=[1]), "baseline.giant: no such model in `models`"),
     ],
 )
@@ -112,30 +112,30 @@ def test_every_problem_is_listed_at_once():
     [
         (lambda c: c["synth"]["good"].update(seed=7), "synth.good: tiny seed 7 is not a baseline run"),
         (lambda c: c["synth"]["good"].update(step=123), "synth.good.step: 123 is not a checkpoint step"),
-        (lambda c: cd(c).update(amateur="early:77"), "experiments.CD-Early-200.corpus.amateur: step 77"),
-        (lambda c: cd(c).update(amateur="small:huge"), "CD-Early-200.corpus.amateur: huge seed 42 is not"),
+        (lambda c: cd(c).update(amateur="early:77"), "experiments.CD-Early-50.corpus.amateur: step 77"),
+        (lambda c: cd(c).update(amateur="small:huge"), "CD-Early-50.corpus.amateur: huge seed 43 is not"),
         (
             lambda c: cd(c).update(amateur="small:tiny@seed7"),
-            "experiments.CD-Early-200.corpus.amateur: tiny seed 7 is not a baseline run",
+            "experiments.CD-Early-50.corpus.amateur: tiny seed 7 is not a baseline run",
         ),
         (
-            lambda c: cd(c).update(amateur="small:tiny@seed43/step250"),
-            "experiments.CD-Early-200.corpus.amateur: step 250 is not a checkpoint step",
+            lambda c: cd(c).update(amateur="small:tiny@seed43/step260"),
+            "experiments.CD-Early-50.corpus.amateur: step 260 is not a checkpoint step",
         ),
         (
             lambda c: cd(c).update(ancestral_cut=-20),
-            "experiments.CD-Early-200.corpus.ancestral_cut: only ancestral sampling uses it",
+            "experiments.CD-Early-50.corpus.ancestral_cut: only ancestral sampling uses it",
         ),
         (
             lambda c: c["experiments"]["No-Contrast"]["corpus"].update(amateur="early:200"),
             "only the `cd` method uses an amateur",
         ),
         (lambda c: c["synth"].update(new_tokens=400), "exceeds models.tiny.max_positions (256)"),
-        (lambda c: cd(c).pop("amateur"), "experiments.CD-Early-200.corpus: 'amateur' is a required property"),
-        (lambda c: cd(c).update(alpha=1.0), "experiments.CD-Early-200.corpus.alpha"),
-        (lambda c: cd(c).update(top_p=0), "experiments.CD-Early-200.corpus.top_p"),
-        (lambda c: cd(c).update(top_k=0), "experiments.CD-Early-200.corpus.top_k"),
-        (lambda c: cd(c).update(amateur="dropout:1.5"), "experiments.CD-Early-200.corpus.amateur"),
+        (lambda c: cd(c).pop("amateur"), "experiments.CD-Early-50.corpus: 'amateur' is a required property"),
+        (lambda c: cd(c).update(alpha=1.0), "experiments.CD-Early-50.corpus.alpha"),
+        (lambda c: cd(c).update(top_p=0), "experiments.CD-Early-50.corpus.top_p"),
+        (lambda c: cd(c).update(top_k=0), "experiments.CD-Early-50.corpus.top_k"),
+        (lambda c: cd(c).update(amateur="dropout:1.5"), "experiments.CD-Early-50.corpus.amateur"),
         (lambda c: c["synth"].update(backend="jax"), "synth.backend: 'jax' is not one of"),
         (lambda c: c["synth"].update(tensor_parallel=2), "synth.tensor_parallel: only the vllm backend"),
         (

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 import shutil
 
+import pyarrow as pa
 import pytest
 
-from cdsynth.io import read_json, sha256_file
+from cdsynth.io import read_json, sha256_file, write_arrow
 from cdsynth.synth.cli import main as cli_main
 
 # Settings the micro models take: 0.2k tokens = 10 prompts x 2 continuations x 10 new tokens.
@@ -47,6 +48,9 @@ def test_cli_generates_a_corpus_from_two_checkpoints(micro_run, prepared, tmp_pa
     manifest = read_json(out / "manifest.json")
     assert manifest["totals"]["new_tokens"] == 200 and len(manifest["shards"]) == 2
     assert manifest["params"]["scoring"]["top_k"] == 50
+    stats = read_json(out / "stats.json")
+    assert stats["samples"] == 20 and stats["generated_tokens"] == 200
+    assert "cd" in (out / "README.md").read_text()
     first = sha256_file(out / "shard-00000.arrow")
     cli_main(argv)  # a rerun keeps finished shards made with the same settings
     assert "kept" in capsys.readouterr().err and sha256_file(out / "shard-00000.arrow") == first
@@ -157,5 +161,34 @@ def test_a_reused_out_holds_only_the_new_corpus(micro_run, prepared, tmp_path):
     base += ["--prompts", str(prepared["corpus"] / "seed.arrow"), "--out", str(out)]
     cli_main([*base, "--shards", "2"])
     cli_main([*base, "--shards", "1", "--seed", "1"])
-    assert sorted(p.name for p in out.iterdir()) == ["job.json", "manifest.json", "shard-00000.arrow"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "job.json",
+        "manifest.json",
+        "shard-00000.arrow",
+        "stats.json",
+    ]
     assert read_json(out / "manifest.json")["params"]["seed"] == 1
+
+
+def test_stats_describes_a_corpus_made_elsewhere_from_its_text(tmp_path, capsys):
+    """A directory of .arrow files with only `text`: word statistics, no token ones, no card."""
+    corpus = tmp_path / "elsewhere"
+    corpus.mkdir()
+    lines = ["the cat sat on the mat and the cat sat on the mat again", "a dog ran far away from home"]
+    write_arrow(pa.table({"text": lines}), corpus / "part-0.arrow")
+    cli_main(["stats", str(corpus)])
+    stats = read_json(corpus / "stats.json")
+    assert stats["samples"] == 2 and stats["distinct_tokens"] is None
+    words = " ".join(lines).split()
+    assert stats["distinct_words"]["1"] == pytest.approx(len(set(words)) / len(words), abs=1e-6)
+    assert not (corpus / "README.md").exists()
+    assert "2 samples" in capsys.readouterr().out
+    assert "not a directory" in refusal_of(["stats", str(tmp_path / "none")], capsys)
+
+
+def refusal_of(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err

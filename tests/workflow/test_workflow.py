@@ -7,12 +7,14 @@ import shutil
 import signal
 import subprocess
 import time
+from html import escape as html_escape
 from pathlib import Path
 
+import datasets
 import pytest
 import yaml
 from helpers import CD, REPO, SNAKEMAKE, SYNTH, checkout, dry_run_from, job_counts, snakemake, tiny_config
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.report.summaries import read_history
@@ -170,6 +172,11 @@ def test_the_report_holds_the_tables_and_figures(built):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (workdir / "report.html").read_text(errors="replace")
     assert "table_main.csv" in html and "main_gains.png" in html
+    samples = (workdir / "results/corpora/samples.html").read_text()
+    for name in ("ancestral", CD):
+        shard = read_arrow(workdir / SYNTH / name / "shard-00000.arrow").to_pylist()
+        assert html_escape(tokenizer_decode(workdir, shard[0])) in samples, name
+    assert "Corpora" in html and "samples.html" in html
 
 
 def test_synthetic_corpora_are_built_with_the_early_amateur(built):
@@ -180,6 +187,25 @@ def test_synthetic_corpora_are_built_with_the_early_amateur(built):
     shard = read_arrow(workdir / SYNTH / CD / "shard-00000.arrow")
     assert shard_metadata(shard)["amateur"] == "results/models/micro/seed42/step10"
     assert shard_metadata(shard)["expert"] == "results/models/micro/seed42/step20"
+
+
+def tokenizer_decode(workdir: Path, row: dict) -> str:
+    """The generated part of a shard row, as the corpora page shows it (its first 60 tokens)."""
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "results/tokenizer")
+    return tokenizer.decode(row["input_ids"][row["prefix_len"] : row["prefix_len"] + 60])
+
+
+def test_every_corpus_has_a_card_and_statistics_and_loads_with_datasets(built, tmp_path):
+    workdir, _ = built
+    for name in ("ancestral", CD):
+        corpus = workdir / SYNTH / name
+        stats = read_json(corpus / "stats.json")
+        assert stats["samples"] == 16 and stats["generated_tokens"] == 160
+        card = (corpus / "README.md").read_text()
+        assert card.startswith("---\n") and "load_dataset" in card
+        loaded = datasets.load_dataset(str(corpus), split="train", cache_dir=str(tmp_path / "hf"))
+        assert loaded.num_rows == 16
+        assert set(loaded.column_names) == {"input_ids", "text", "prompt_id", "continuation", "prefix_len"}
 
 
 def test_synthesis_rebuilt_from_scratch_is_byte_identical(built):

@@ -59,23 +59,39 @@ def plot_gains(rows: list[dict[str, Any]], labels: dict[str, str], baseline: str
     save_figure(fig, paths)
 
 
-def plot_curves(curves: dict[str, dict[int, list[dict[str, float]]]], paths: list) -> None:
-    """Validation loss against step per experiment: the mean over seeds, the seeds' range shaded."""
+def plot_curves(curves: dict[str, dict[int, list[dict[str, float]]]], baseline: str, paths: list) -> None:
+    """Held-out perplexity against step per experiment (mean over seeds, the seeds' range shaded), and the
+    baseline's training perplexity dashed: where the two part, the baseline over-fits its repeated data.
+
+    Mixtures' training loss is left out: it mixes synthetic text, so it is not comparable.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     for index, (name, runs) in enumerate(curves.items()):
         steps = [row["step"] for row in next(iter(runs.values()))]
-        losses = [[row["val_loss"] for row in history] for history in runs.values()]
-        ax.plot(steps, [sum(v) / len(v) for v in zip(*losses)], marker="o", color=f"C{index}", label=name)
+        perplexities = [[math.exp(row["val_loss"]) for row in history] for history in runs.values()]
+        ax.plot(
+            steps, [sum(v) / len(v) for v in zip(*perplexities)], marker="o", color=f"C{index}", label=name
+        )
         ax.fill_between(
             steps,
-            [min(v) for v in zip(*losses)],
-            [max(v) for v in zip(*losses)],
+            [min(v) for v in zip(*perplexities)],
+            [max(v) for v in zip(*perplexities)],
             color=f"C{index}",
             alpha=0.15,
         )
+        if name == baseline:
+            train = [[math.exp(row["train_loss"]) for row in history] for history in runs.values()]
+            ax.plot(
+                steps,
+                [sum(v) / len(v) for v in zip(*train)],
+                ls="--",
+                color=f"C{index}",
+                label=f"{name} (training data)",
+            )
+    ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("validation loss (nats/token, real text)")
-    ax.grid(alpha=0.3)
+    ax.set_ylabel("perplexity (held-out real text)")
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     save_figure(fig, paths)
 
@@ -93,4 +109,17 @@ def plot_ratio_sweep(points: list[tuple[float, float, float]], paths: list) -> N
     for ax in (left, right):
         ax.set_xlabel("synthetic ratio (share of training sequences)")
         ax.grid(alpha=0.3)
+    save_figure(fig, paths)
+
+
+def plot_corpus_statistics(rows: list[dict[str, Any]], columns: list[str], paths: list) -> None:
+    """One bar panel per statistic (a share in [0, 1]), one bar per corpus."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.4), layout="constrained")
+    names = [row["corpus"] for row in rows]
+    for ax, column in zip(axes, columns):
+        values = [row[column] if row[column] is not None else float("nan") for row in rows]
+        ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
+        ax.set_title(column, fontsize=9)
+        ax.set_xticks(range(len(rows)), names, rotation=35, ha="right", fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
     save_figure(fig, paths)

@@ -180,7 +180,7 @@ def make_table(
     curves = {
         name: {seed: read_history(path) for seed, path in metrics[name].items()} for name in experiments
     }
-    plot_curves(curves, outputs["curves"])
+    plot_curves(curves, baseline, outputs["curves"])
     write_markdown(rows, outputs["markdown"], title, baseline, tasks, gain_tasks)
     write_csv(rows, outputs["csv"], tasks)
     return rows

@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from cdsynth.errors import ConfigError
+from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.protocol import protocol_errors, protocol_from
 from cdsynth.spec.schedule import checkpoint_steps
 from cdsynth.spec.synthesis import Amateur, Corpus, Good, Scoring
@@ -157,10 +158,11 @@ def experiment_errors(config: dict[str, Any]) -> list[str]:
         )
     for name, experiment in experiments.items():
         ratio = experiment.get("ratio", mix["ratio"])
+        mixture = Mixture(ratio, mix["rounding"])
         if (
             experiment.get("corpus")
             and mix["rounding"] == "paper"
-            and int(train["micro_batch_size"] * ratio) < 1
+            and mixture.per_micro_batch(train["micro_batch_size"]) < 1
         ):
             problems.append(
                 f"experiments.{name}.ratio: {ratio} of a micro batch of {train['micro_batch_size']} "

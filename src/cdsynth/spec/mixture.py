@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from cdsynth.errors import ConfigError
 
@@ -25,6 +26,17 @@ class Mixture:
             raise ConfigError(f"ratio: {self.ratio} must be in (0, 1)")
         if self.rounding not in ROUNDINGS:
             raise ConfigError(f"rounding: {self.rounding!r} is not one of {', '.join(ROUNDINGS)}")
+
+    def per_micro_batch(self, micro_batch_size: int) -> int:
+        """`paper` rounding's synthetic sequences in each micro batch: floor(micro x ratio)."""
+        return int(micro_batch_size * Fraction(str(self.ratio)))
+
+    def share(self, micro_batch_size: int) -> float:
+        """The share of training sequences that are synthetic: `ratio` (exact), or the floored count of a
+        micro batch over its size (paper: 16 x 0.3 -> 4 of 16 = 0.25)."""
+        if self.rounding == "paper":
+            return self.per_micro_batch(micro_batch_size) / micro_batch_size
+        return self.ratio
 
     @property
     def slug(self) -> str:

@@ -21,6 +21,7 @@ from cdsynth.synth.corpus import (
     resolve_device,
     synthesize_shards,
 )
+from cdsynth.synth.describe import describe_corpus
 from cdsynth.synth.manifest import write_manifest
 
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
@@ -107,6 +108,11 @@ def generate_parser(commands) -> None:
     )
     run = p.add_argument_group("run")
     run.add_argument("--out", required=True, type=Path, help="output directory")
+    run.add_argument(
+        "--reference",
+        type=Path,
+        help="the real text (.arrow with `text`) whose 8-grams stats.json's copy rate is measured against",
+    )
     run.add_argument("--shards", type=int, default=1, help="number of shard files")
     run.add_argument("--batch-size", type=int, default=64, help="sequences decoded together")
     run.add_argument("--seed", type=int, default=0, help="corpus seed (shard i samples from (seed, i))")
@@ -205,6 +211,8 @@ def run_generate(args: argparse.Namespace) -> None:
     check_models(args, protocol)
     if args.backend == "torch":
         resolve_device(args.device)
+    if args.reference is not None and not args.reference.is_file():
+        raise ConfigError(f"--reference {args.reference}: file not found")
     _, texts = read_prompt_texts(args.prompts)
     check_prompt_count(len(texts), protocol, args.prompts)
     params = {
@@ -245,14 +253,42 @@ def run_generate(args: argparse.Namespace) -> None:
             tensor_parallel=args.tensor_parallel,
         )
     manifest = write_manifest([str(work / name) for name in names], work / "manifest.json", params)
-    job.publish([*names, "manifest.json", KEY_FILE])
+    describe_corpus(work, args.expert, args.reference)
+    job.publish([*names, "manifest.json", "stats.json", "README.md", KEY_FILE])
     print(f"wrote {manifest['totals']['new_tokens']:,} new tokens in {len(names)} shard(s) to {args.out}")
+
+
+def stats_parser(commands) -> None:
+    p = commands.add_parser(
+        "stats",
+        help="recompute a corpus's statistics (stats.json) and dataset card (README.md)",
+        description="Statistics of a synthetic corpus directory: one made by `cdsynth generate` or the "
+        "workflow, or any directory of .arrow shards with a `text` column (word statistics only without "
+        "`input_ids`).",
+    )
+    p.add_argument("corpus", type=Path, help="the corpus directory")
+    p.add_argument(
+        "--tokenizer", type=Path, help="the tokenizer (or expert model) directory: BOS/EOS, prompts"
+    )
+    p.add_argument("--reference", type=Path, help="real text (.arrow with `text`) for the copy rate")
+    p.set_defaults(run=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> None:
+    if not args.corpus.is_dir():
+        raise ConfigError(f"{args.corpus}: not a directory")
+    for flag, path in (("--tokenizer", args.tokenizer), ("--reference", args.reference)):
+        if path is not None and not path.exists():
+            raise ConfigError(f"{flag} {path}: not found")
+    stats = describe_corpus(args.corpus, args.tokenizer, args.reference)
+    print(f"wrote {args.corpus / 'stats.json'}: {stats['samples']:,} samples")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cdsynth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     generate_parser(commands)
+    stats_parser(commands)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -112,8 +112,7 @@ class MixedBatches:
     def synthetic_before(self, step: int) -> int:
         """Synthetic sequences in the batches of steps 0 .. step - 1."""
         if self.mixture and self.mixture.rounding == "paper":
-            per_micro = int(self.micro * self.ratio)
-            return step * per_micro * (self.batch_size // self.micro)
+            return step * self.mixture.per_micro_batch(self.micro) * (self.batch_size // self.micro)
         return int(step * self.batch_size * self.ratio)
 
     def synthetic_slots(self, step: int) -> np.ndarray:

@@ -1,0 +1,12 @@
+"""Snakemake job: a synthetic corpus's statistics (stats.json) and dataset card (README.md)."""
+
+from pathlib import Path
+
+from cdsynth.jobs import run_job
+from cdsynth.synth.describe import describe_corpus
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+run_job(
+    smk,
+    lambda: describe_corpus(Path(smk.input.manifest).parent, smk.input.tokenizer, smk.input.reference),
+)
