@@ -80,8 +80,10 @@ def test_editing_a_training_value_reruns_only_training(built):
         "evaluate": 6,
         "experiment_summary": 3,
         "table": 1,
+        "describe_corpus": 2,
+        "corpora": 1,
         "all": 1,
-        "total": 25,
+        "total": 28,
     }
     assert job_counts(result.stdout + result.stderr) == expected
 
@@ -100,8 +102,10 @@ def test_editing_one_corpus_reruns_only_that_corpus(built):
         "evaluate": 2,
         "experiment_summary": 1,
         "table": 1,
+        "describe_corpus": 1,
+        "corpora": 1,
         "all": 1,
-        "total": 11,
+        "total": 13,
     }
 
 
