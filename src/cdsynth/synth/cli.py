@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 from cdsynth.checkpoints import require_model_dir
@@ -169,17 +169,13 @@ def check_models(args: argparse.Namespace, protocol: Protocol) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def from_args(cls, args: argparse.Namespace):
+    """A settings dataclass from the options of the same names (each field is an option's dest)."""
+    return cls(**{field.name: getattr(args, field.name) for field in fields(cls)})
+
+
 def run_generate(args: argparse.Namespace) -> None:
-    scoring = Scoring(
-        method=args.method,
-        alpha=args.alpha,
-        strength=args.strength,
-        temperature=args.temperature,
-        penalty=args.penalty,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        ancestral_cut=args.ancestral_cut,
-    )
+    scoring = from_args(Scoring, args)
     has_amateur = args.amateur is not None or args.amateur_dropout is not None
     if scoring.needs_amateur and not has_amateur:
         raise ConfigError("--method cd needs an amateur: give --amateur DIR or --amateur-dropout P")
@@ -196,18 +192,7 @@ def run_generate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--tensor-parallel {args.tensor_parallel}: must be >= 1")
     if args.threads < 1:
         raise ConfigError(f"--threads {args.threads}: must be >= 1")
-    protocol = Protocol(
-        tokens=args.tokens,
-        prefix_tokens=args.prefix_tokens,
-        continuations=args.continuations,
-        new_tokens=args.new_tokens,
-        keep_prefix=args.keep_prefix,
-        shards=args.shards,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        prompt_seed=args.prompt_seed,
-        dtype=args.dtype,
-    )
+    protocol = from_args(Protocol, args)
     check_models(args, protocol)
     if args.backend == "torch":
         resolve_device(args.device)
@@ -221,7 +206,7 @@ def run_generate(args: argparse.Namespace) -> None:
         "prompts": str(args.prompts),
         "amateur": describe_amateur(args.amateur, args.amateur_dropout),
         "backend": args.backend,
-        **asdict(protocol),
+        **protocol.as_dict(),
     }
     job = WorkDir(args.out, params)
     if job.finished():
