@@ -6,6 +6,13 @@
 #   snakemake --report results/report.html                                 tables and figures, captioned
 
 from cdsynth.spec.config import check_config_files, validate_config
+from cdsynth.threads import configure_openmp
+
+# OpenMP's wait policy for the jobs' torch (cdsynth/threads.py). Set here, it is in every job's environment
+# (Snakemake copies its own; SLURM's --export=ALL) before the job imports torch, which reads it then; a
+# script's first line would come too late once an import above it loads torch. Snakemake itself sets
+# OMP_NUM_THREADS and MKL_NUM_THREADS to each job's `threads`. A policy the user exported is kept.
+configure_openmp()
 
 # A --configfile replaces config.yaml as a whole: Snakemake would otherwise merge the two key by key,
 # mixing the demo's sources and models into the preset's.

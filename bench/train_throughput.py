@@ -3,7 +3,8 @@
 Runs the real trainer (`cdsynth.train.train`) on token shards of the demo corpus for a few steps
 and reports the steady-state speed (the second half of the run, after warm-up). MFU = training
 FLOPs per token (6N + attention, PaLM appendix B) x tokens/s / peak FLOP/s; on CPU the peak is a
-measured large fp32 matmul, on GPU the vendor's dense bf16 figure.
+measured large fp32 matmul, on GPU the vendor's dense bf16 figure. The FLOPs counted are the model's:
+the loss's checkpointed head (recomputed in backward, `cdsynth.train.trainer.chunked_lm_loss`) is not.
 
     python bench/train_throughput.py --preset tiny --preset base
 """

@@ -66,6 +66,7 @@ rule synth_shard:
         code=code_of("synthesize_shard.py"),
         synth=lambda wc: SYNTH_PARAMS[wc.name],
         tensor_parallel=config["synth"]["tensor_parallel"],
+        compile_cache=f"{RESULTS}/cache/torchinductor",
     script:
         "../scripts/synthesize_shard.py"
 

@@ -1,5 +1,6 @@
 """Snakemake job: generate one shard of a synthetic corpus with the torch engine or vLLM."""
 
+import os
 from pathlib import Path
 
 from cdsynth.checkpoints import best_checkpoint
@@ -14,6 +15,10 @@ good_step = params["good"]["step"]
 
 
 def job() -> None:
+    if params["compile"]:
+        # One compiler cache per results folder: a corpus's other shard jobs, on this node or any node
+        # that shares the folder, load the compiled decode step instead of compiling it again.
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(smk.params.compile_cache).resolve()))
     run = smk.input.expert
     expert = best_checkpoint(run) if good_step == "best" else Path(run) / f"step{good_step}"
     synthesize_shards(
@@ -26,7 +31,7 @@ def job() -> None:
         shards={int(smk.wildcards.shard): smk.output[0]},
         corpus=params,
         backend=params["backend"],
-        compile_scoring=params["compile"],
+        compile_step=params["compile"],
         threads=smk.threads,
         tensor_parallel=smk.params.tensor_parallel,
     )

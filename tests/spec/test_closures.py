@@ -17,7 +17,7 @@ from helpers import REPO, tiny_config
 
 from cdsynth.spec.code_digest import import_closure
 
-KERNEL = {"errors.py", "io.py", "jobs.py", "checkpoints.py", "resumable.py"}
+KERNEL = {"errors.py", "io.py", "jobs.py", "checkpoints.py", "resumable.py", "threads.py"}
 # The stages whose modules each script may reach, and must: nothing else.
 STAGES = {
     "download.py": {"spec", "data"},

@@ -79,6 +79,7 @@ def test_shipped_configs_are_valid(path):
         ),
         (lambda c: c["train"].update(packing="random"), "train.packing: 'random' is not one of"),
         (lambda c: c["synth"].update(dtype="float16"), "synth.dtype: 'float16' is not one of"),
+        (lambda c: c["synth"].update(batch_size="max"), "synth.batch_size: 'max' is not valid"),
         (lambda c: c["mix"].update(synthetic_holdout=1), "mix.synthetic_holdout: 1 is greater than or equal"),
         (lambda c: c["shards"].pop("tokens_per_shard"), "shards: 'tokens_per_shard' is a required property"),
         (lambda c: cd(c).update(amateur="small:a/b"), "experiments.CD-Early-50.corpus.amateur: 'small:a/b'"),

@@ -111,6 +111,7 @@ def refusal(argv: list[str], capsys) -> str:
         (["--new-tokens", "0"], "new_tokens: 0 must be >= 1"),
         (["--continuations", "0"], "continuations: 0 must be >= 1"),
         (["--batch-size", "0"], "batch_size: 0 must be >= 1"),
+        (["--batch-size", "many"], "'many': write a whole number or auto"),
         (["--threads", "0"], "--threads 0: must be >= 1"),
         (["--tokens", "inf"], "'inf' is not a token count"),
         (["--shards", "20"], "shards: 20 shards for 10 prompt(s) would leave empty shards"),

@@ -10,7 +10,7 @@ from cdsynth.checkpoints import load_causal_lm
 from cdsynth.data.tokenizer import train_tokenizer
 from cdsynth.errors import DataError
 from cdsynth.synth.dropout import load_dropout_amateur
-from cdsynth.synth.engine import generate, left_pad
+from cdsynth.synth.engine import TorchEngine, batch_shape, generate, left_pad
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_tokens
 from cdsynth.train.models import build_model
@@ -73,6 +73,66 @@ def test_same_seed_same_ids_other_seed_other_ids(pair, prompts):
 
     assert torch.equal(sample(5), sample(5))
     assert not torch.equal(sample(5), sample(6))
+
+
+def shard_rows(prompts, copies):
+    """A shard's rows: every prompt `copies` times (continuations), prompts of different lengths."""
+    return [p for p in prompts for _ in range(copies)]
+
+
+def continue_rows(engine, rows, seed=7, new_tokens=9):
+    return engine.continue_prompts(rows, new_tokens, seed, progress=lambda tokens: None)
+
+
+def test_batches_are_as_even_as_the_batch_size_allows():
+    assert batch_shape(160, 64) == (3, 54)  # 2 filler rows, not 32
+    assert batch_shape(128, 64) == (2, 64)
+    assert batch_shape(5, 64) == (1, 5)
+
+
+def test_draws_do_not_depend_on_the_batch_size_or_the_filler_rows(pair, prompts):
+    """Each row draws its own uniforms from the shard's stream, so batching changes no sample."""
+    decoder, _ = pair
+    rows = shard_rows(prompts, 3)  # 9 rows: batches of 2 (4 x 2 + 1 + 1 filler), 4 (3 x 3) and 64 (1 x 9)
+    engines = [TorchEngine(decoder, Scoring(method="cd"), batch_size=size) for size in (2, 4, 64)]
+    outputs = [continue_rows(engine, rows) for engine in engines]
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len({tuple(ids) for ids in outputs[0]}) > 3  # the copies of a prompt drew different samples
+
+
+def test_a_reused_engine_equals_fresh_engines(pair, prompts):
+    decoder, _ = pair
+    scoring = Scoring(method="cd", top_k=20)
+    first, second = shard_rows(prompts, 2), shard_rows(prompts[::-1], 1)
+    reused = TorchEngine(decoder, scoring, batch_size=4)
+    again = [continue_rows(reused, first, seed=1), continue_rows(reused, second, seed=2)]
+    fresh = [
+        continue_rows(TorchEngine(decoder, scoring, batch_size=4), first, seed=1),
+        continue_rows(TorchEngine(decoder, scoring, batch_size=4), second, seed=2),
+    ]
+    assert again == fresh
+
+
+@pytest.mark.parametrize(
+    "scoring",
+    [
+        Scoring(method="ancestral", top_k=50, top_p=0.9),
+        Scoring(method="vhead", top_p=0.95),
+        Scoring(method="cd", top_k=20, top_p=0.9),
+    ],
+    ids=["ancestral", "vhead", "cd"],
+)
+def test_the_compiled_step_decodes_exactly_as_the_eager_one(pair, prompts, scoring):
+    """One compiled graph for the whole step (both models, scoring, draw): the same greedy and seeded ids
+    as eager, over left-padded prompts, several batches and a short last batch filled with copies."""
+    decoder, _ = pair
+    rows = shard_rows(prompts, 3)  # 9 rows in batches of 5: 2 x 5 with one filler row
+    eager = TorchEngine(decoder, scoring, batch_size=5)
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        compiled = TorchEngine(decoder, scoring, batch_size=5, compile=True)
+        assert continue_rows(compiled, rows) == continue_rows(eager, rows)
+        greedy = compiled.decode(rows[:5], 9, None, width=max(map(len, rows)))
+    assert torch.equal(greedy, eager.decode(rows[:5], 9, None, width=max(map(len, rows))))
 
 
 def test_dropout_amateur_is_a_noisier_copy_of_good(micro_run, prompts):

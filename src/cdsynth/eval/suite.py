@@ -32,6 +32,7 @@ from cdsynth.eval.tasks import load_items, load_reading, subsample
 from cdsynth.io import atomic_path, read_arrow, sha256_file, write_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.tasks import check_data_dir
+from cdsynth.threads import set_torch_threads
 
 READING_PREDICTORS = ("official", "joint")
 PREDICTIONS = pa.schema(
@@ -230,7 +231,7 @@ def evaluate_checkpoint(
     if reading_predictor not in READING_PREDICTORS:
         raise ValueError(f"reading_predictor {reading_predictor!r}: expected one of {READING_PREDICTORS}")
     check_data_dir(data_dir)  # every task's data is there before any model work
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_causal_lm(checkpoint, device, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)

@@ -22,7 +22,7 @@ class Protocol:
     `prefix_tokens` counts the real tokens after BOS: the authors tokenize seeds with `max_length=20`
     including BOS, which is BOS + 19 (0 leaves BOS alone: unconditional samples). `dtype` is the
     generation precision ("float32": fp32 weights with TF32 matmuls on GPU, as the authors generated;
-    "bfloat16").
+    "bfloat16"). `batch_size` is rows decoded together, or "auto": 64 on CPU, as many as fit on CUDA.
     """
 
     tokens: int = 100_000_000
@@ -31,7 +31,7 @@ class Protocol:
     new_tokens: int = 400
     keep_prefix: bool = True
     shards: int = 20
-    batch_size: int = 64
+    batch_size: int | str = "auto"
     seed: int = 0
     prompt_seed: int = 42
     dtype: str = "float32"
@@ -46,7 +46,7 @@ class Protocol:
         lines = []
         for field in fields(self):
             value, least = getattr(self, field.name), MINIMA.get(field.name)
-            if least is None:
+            if least is None or (field.name == "batch_size" and value == "auto"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 lines.append(f"{field.name}: {value!r} must be a whole number")

@@ -43,6 +43,16 @@ def token_count(text: str) -> int:
     return count
 
 
+def batch_size(text: str) -> int | str:
+    """--batch-size: a positive row count or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write a whole number or auto") from None
+
+
 def generate_parser(commands) -> None:
     p = commands.add_parser(
         "generate",
@@ -114,7 +124,12 @@ def generate_parser(commands) -> None:
         help="the real text (.arrow with `text`) whose 8-grams stats.json's copy rate is measured against",
     )
     run.add_argument("--shards", type=int, default=1, help="number of shard files")
-    run.add_argument("--batch-size", type=int, default=64, help="sequences decoded together")
+    run.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default="auto",
+        help="sequences decoded together, or auto: 64 on CPU, as many as the free memory holds on CUDA",
+    )
     run.add_argument("--seed", type=int, default=0, help="corpus seed (shard i samples from (seed, i))")
     run.add_argument("--prompt-seed", type=int, default=42, help="shuffle of the prompts")
     run.add_argument(
@@ -127,7 +142,11 @@ def generate_parser(commands) -> None:
     run.add_argument("--tensor-parallel", type=int, default=1, help="GPUs per model (vllm backend)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torch backend)")
     run.add_argument("--threads", type=int, default=1, help="CPU threads")
-    run.add_argument("--compile", action="store_true", help="torch.compile the scoring function")
+    run.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the whole decode step (both models, scoring, draw; CUDA graphs on CUDA)",
+    )
     run.add_argument(
         "--dtype",
         choices=DTYPES,
@@ -232,7 +251,7 @@ def run_generate(args: argparse.Namespace) -> None:
             shards=todo,
             corpus=params,
             backend=args.backend,
-            compile_scoring=args.compile,
+            compile_step=args.compile,
             threads=args.threads,
             device=args.device,
             tensor_parallel=args.tensor_parallel,

@@ -27,6 +27,7 @@ from cdsynth.spec.protocol import Protocol
 from cdsynth.spec.synthesis import Amateur, Scoring
 from cdsynth.synth.engine import TorchEngine
 from cdsynth.synth.manifest import SHARD_SCHEMA
+from cdsynth.threads import set_torch_threads
 
 
 class ShardEngine(typing.Protocol):
@@ -173,7 +174,7 @@ def open_engine(
     amateur_dropout: float | None,
     scoring: Scoring,
     protocol: Protocol,
-    compile_scoring: bool = False,
+    compile_step: bool = False,
     threads: int = 1,
     device: str = "auto",
     tensor_parallel: int = 1,
@@ -202,12 +203,10 @@ def open_engine(
         ) as engine:
             yield engine, tokenizer
         return
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     target = resolve_device(device)
-    decoder, tokenizer = load_decoder(
-        expert_dir, amateur_dir, target, amateur_dropout, compile_scoring, dtype=protocol.dtype
-    )
-    yield TorchEngine(decoder, scoring, protocol.batch_size), tokenizer
+    decoder, tokenizer = load_decoder(expert_dir, amateur_dir, target, amateur_dropout, dtype=protocol.dtype)
+    yield TorchEngine(decoder, scoring, protocol.batch_size, compile=compile_step), tokenizer
 
 
 def synthesize_shards(
@@ -221,7 +220,7 @@ def synthesize_shards(
     shards: dict[int, str | os.PathLike],
     corpus: dict[str, Any],
     backend: str = "torch",
-    compile_scoring: bool = False,
+    compile_step: bool = False,
     threads: int = 1,
     device: str = "auto",
     tensor_parallel: int = 1,
@@ -240,7 +239,7 @@ def synthesize_shards(
         amateur_dropout=amateur_dropout,
         scoring=scoring,
         protocol=protocol,
-        compile_scoring=compile_scoring,
+        compile_step=compile_step,
         threads=threads,
         device=device,
         tensor_parallel=tensor_parallel,

@@ -1,31 +1,40 @@
 """The torch generation engine: an expert and an optional amateur decoding in lock step with KV caches.
 
 Prompts are left-padded so every row's next token sits in the last column; position ids count only real
-tokens, so a padded row sees exactly what it would see alone. Each step runs both models on one new token
-per row and picks the next token with `cdsynth.synth.scoring.next_tokens`.
+tokens, so a padded row sees exactly what it would see alone. The prompts are prefilled eagerly; every
+later step (both models on one new token per row, `cdsynth.synth.scoring.next_tokens`, the draw) is one
+function, `decode_step`. With `compile=True` it is compiled once into one graph (CUDA graphs on CUDA) that
+every step of every batch replays, which is why the engine keeps its caches and buffers for its whole
+life, gives every batch of a shard one shape (the short last batch is filled with copies of a real row),
+and never waits for the device inside the loop.
+
+Sampling draws one uniform per (row, step) from the shard's CPU generator, row after row, so a row's draws
+do not depend on how the rows are batched, on the batch size, or on the padding rows.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel, StaticCache
 
 from cdsynth.synth.scoring import Scoring, next_tokens
 
+CPU_BATCH = 64  # "auto" on CPU: larger batches gain nothing once the matmuls fill the cores
+MEMORY_SHARE = 0.8  # of the free GPU memory given to caches and scoring buffers ("auto" on CUDA)
+
 
 @dataclass
 class Decoder:
-    """Expert, amateur (None for methods without one) and the compiled or eager token picker."""
+    """Expert and amateur (None for methods without one), with the pad id of their shared tokenizer."""
 
     expert: PreTrainedModel
     amateur: PreTrainedModel | None
     pad_id: int
-    pick: Callable = next_tokens
 
     @property
     def device(self) -> torch.device:
@@ -33,10 +42,10 @@ class Decoder:
 
 
 def left_pad(
-    prompts: list[list[int]], pad_id: int, device: torch.device
+    prompts: list[list[int]], pad_id: int, device: torch.device, width: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask) with every prompt right-aligned."""
-    width = max(len(p) for p in prompts)
+    """(ids, attention mask) with every prompt right-aligned in `width` columns (default: the longest)."""
+    width = width or max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, prompt in enumerate(prompts):
@@ -45,15 +54,19 @@ def left_pad(
     return ids.to(device), mask.to(device)
 
 
-@functools.cache
+CACHE_KEYWORDS: dict[type, str] = {}  # a plain dict, not functools.cache: dynamo traces a dict lookup
+
+
 def cache_keyword(model_class: type) -> str:
     """The name `forward` takes the KV cache under, decided once per model class.
 
     transformers 5.24 renamed `past_key_values` to `cache` (the old name warns and goes in 5.40); the
     vLLM venv's 5.19 knows only the old one.
     """
-    parameters = inspect.signature(model_class.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    if model_class not in CACHE_KEYWORDS:
+        parameters = inspect.signature(model_class.forward).parameters
+        CACHE_KEYWORDS[model_class] = "cache" if "cache" in parameters else "past_key_values"
+    return CACHE_KEYWORDS[model_class]
 
 
 def forward_last(model, ids, mask, positions, cache, cache_position) -> torch.Tensor:
@@ -70,7 +83,185 @@ def forward_last(model, ids, mask, positions, cache, cache_position) -> torch.Te
     return out.logits[:, -1, :]
 
 
-@torch.inference_mode()
+def decode_step(
+    models: list[PreTrainedModel],
+    caches: list[StaticCache],
+    scoring: Scoring,
+    token: torch.Tensor,
+    mask: torch.Tensor,
+    positions: torch.Tensor,
+    where: torch.Tensor,
+    uniform: torch.Tensor | None,
+) -> torch.Tensor:
+    """Feed `token` (one per row) at the next cache column and return the following one.
+
+    `mask`, `positions` and `where` (the cache column, shape (1,)) are advanced in place on the device,
+    so the step needs no host value and a compiled graph of it can be replayed unchanged.
+    """
+    where.add_(1)
+    positions.add_(1)
+    mask.index_fill_(1, where, 1)
+    logits = [forward_last(m, token[:, None], mask, positions, c, where) for m, c in zip(models, caches)]
+    return next_tokens(logits[0], logits[1] if len(logits) > 1 else None, scoring, uniform)
+
+
+def cache_bytes_per_row(model: PreTrainedModel, length: int) -> int:
+    """Bytes of keys and values one row of a static cache of `length` positions takes."""
+    config = model.config.get_text_config()
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * heads * head_dim * length * model.dtype.itemsize
+
+
+def auto_batch_size(models: list[PreTrainedModel], length: int) -> int:
+    """Rows per batch: 64 on CPU; on CUDA as many as the free memory holds (a multiple of 64).
+
+    A row costs its static caches plus the scoring's per-row buffers (a few float32 and float64 copies
+    of the vocabulary: ~64 bytes per entry); activations of one token per row are small beside them.
+    """
+    device = models[0].device
+    if device.type != "cuda":
+        return CPU_BATCH
+    free, _ = torch.cuda.mem_get_info(device)
+    per_row = sum(cache_bytes_per_row(m, length) for m in models) + 64 * models[0].config.vocab_size
+    rows = int(free * MEMORY_SHARE) // per_row
+    return max(64, rows // 64 * 64) if rows >= 64 else max(1, rows)
+
+
+def batch_shape(rows: int, batch_size: int) -> tuple[int, int]:
+    """(number of batches, rows per batch) for `rows` rows: as few batches as `batch_size` allows, of
+    equal size, so the last is padded by at most one row per batch rather than up to a whole batch."""
+    batches = math.ceil(rows / batch_size)
+    return batches, math.ceil(rows / batches)
+
+
+@dataclass
+class Buffers:
+    """Device state of one batch shape, allocated once: the caches and what the decode step advances."""
+
+    caches: list[StaticCache]
+    mask: torch.Tensor  # (rows, width + new_tokens)
+    positions: torch.Tensor  # (rows, 1): position id of each row's newest token
+    where: torch.Tensor  # (1,): cache column of the newest token
+    out: torch.Tensor  # (rows, new_tokens)
+
+    @classmethod
+    def allocate(cls, models: list[PreTrainedModel], rows: int, width: int, new_tokens: int) -> Buffers:
+        device = models[0].device
+        buffers = cls(
+            caches=[StaticCache(config=m.config, max_cache_len=width + new_tokens) for m in models],
+            mask=torch.zeros((rows, width + new_tokens), dtype=torch.long, device=device),
+            positions=torch.zeros((rows, 1), dtype=torch.long, device=device),
+            where=torch.zeros((1,), dtype=torch.long, device=device),
+            out=torch.empty((rows, new_tokens), dtype=torch.long, device=device),
+        )
+        # Fixed addresses: a CUDA graph may mutate them in place and replay on the same memory.
+        for tensor in (buffers.mask, buffers.positions, buffers.where):
+            torch._dynamo.mark_static_address(tensor)
+        return buffers
+
+
+@dataclass
+class TorchEngine:
+    """The torch backend for a synthetic shard: batches of rows decoded with one compiled or eager step.
+
+    `batch_size` is a row count or "auto" (`auto_batch_size`). One engine serves any number of batches and
+    shards; its buffers are reallocated only when the batch shape changes.
+    """
+
+    decoder: Decoder
+    scoring: Scoring
+    batch_size: int | str = "auto"
+    compile: bool = False
+    _buffers: dict[tuple[int, int, int], Buffers] = field(default_factory=dict, init=False, repr=False)
+    _step: Callable = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.models = [self.decoder.expert]
+        if self.scoring.needs_amateur:
+            self.models.append(self.decoder.amateur)
+        for model in self.models:
+            cache_keyword(type(model))  # decided here, outside any traced step
+        self.cuda_graphs = self.compile and self.decoder.device.type == "cuda"
+        self._step = decode_step
+        if self.compile:
+            # Every engine's scoring and shapes are a new specialisation of the one `decode_step`; past
+            # dynamo's default of 8 per function it would fall back to eager without a word.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            mode = "reduce-overhead" if self.cuda_graphs else None
+            self._step = torch.compile(decode_step, mode=mode, dynamic=False)
+
+    def rows_per_batch(self, length: int) -> int:
+        if self.batch_size == "auto":
+            return auto_batch_size(self.models, length)
+        return int(self.batch_size)
+
+    def buffers(self, rows: int, width: int, new_tokens: int) -> Buffers:
+        key = (rows, width, new_tokens)
+        if key not in self._buffers:
+            self._buffers.clear()  # one shape at a time: free the old caches first
+            self._buffers[key] = Buffers.allocate(self.models, rows, width, new_tokens)
+        return self._buffers[key]
+
+    @torch.inference_mode()
+    def decode(
+        self, prompts: list[list[int]], new_tokens: int, uniforms: torch.Tensor | None, width: int
+    ) -> torch.Tensor:
+        """`new_tokens` ids per prompt (rows, new_tokens), drawn with `uniforms` (rows, new_tokens) on the
+        CPU, or greedy if None; prompts are left-padded to `width` columns."""
+        rows = len(prompts)
+        state = self.buffers(rows, width, new_tokens)
+        device = self.decoder.device
+        ids, prompt_mask = left_pad(prompts, self.decoder.pad_id, device, width)
+        if uniforms is not None:
+            uniforms = uniforms.to(device, non_blocking=True)
+        for cache in state.caches:
+            cache.reset()
+        state.mask.zero_()
+        state.mask[:, :width] = prompt_mask
+        prompt_positions = (prompt_mask.cumsum(dim=-1) - 1).clamp(min=0)
+        state.positions.copy_(prompt_positions[:, -1:])
+        state.where.fill_(width - 1)
+        columns = torch.arange(width, device=device)
+        logits = [
+            forward_last(m, ids, state.mask, prompt_positions, c, columns)
+            for m, c in zip(self.models, state.caches)
+        ]
+        draw = None if uniforms is None else uniforms[:, :1]
+        token = next_tokens(logits[0], logits[1] if len(logits) > 1 else None, self.scoring, draw)
+        state.out[:, 0] = token
+        for step in range(1, new_tokens):
+            if self.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            draw = None if uniforms is None else uniforms[:, step : step + 1]
+            token = self._step(
+                self.models, state.caches, self.scoring, token, state.mask, state.positions, state.where, draw
+            )
+            state.out[:, step] = token
+            if self.cuda_graphs:
+                token = token.clone()  # the next replay overwrites the graph's output memory
+        return state.out.clone()
+
+    def continue_prompts(
+        self, prompts: list[list[int]], new_tokens: int, seed: int, progress: Callable[[int], object]
+    ) -> list[list[int]]:
+        """`new_tokens` sampled ids per prompt; `progress` hears of every finished batch's tokens."""
+        torch.manual_seed(seed)  # dropout amateurs draw their masks from the global generator
+        generator = torch.Generator().manual_seed(seed)
+        width = max(len(p) for p in prompts)
+        _, rows = batch_shape(len(prompts), self.rows_per_batch(width + new_tokens))
+        out: list[list[int]] = []
+        for begin in range(0, len(prompts), rows):
+            batch = prompts[begin : begin + rows]
+            uniforms = torch.rand((len(batch), new_tokens), generator=generator)
+            filler = rows - len(batch)  # copies of the last row keep the shape; their draws are unused
+            batch = batch + [batch[-1]] * filler
+            uniforms = torch.cat([uniforms, uniforms[-1:].expand(filler, -1)])
+            out += self.decode(batch, new_tokens, uniforms, width)[: rows - filler].tolist()
+            progress((rows - filler) * new_tokens)
+        return out
+
+
 def generate(
     decoder: Decoder,
     prompts: list[list[int]],
@@ -78,52 +269,7 @@ def generate(
     new_tokens: int,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """`new_tokens` sampled ids per prompt, shape (len(prompts), new_tokens); greedy if `generator` is None.
-
-    There is no stop at EOS: the paper keeps generating, and the mixture trainer splits on BOS/EOS later.
-    The caches are preallocated (static) for the whole length, which spares a concatenation per layer
-    and step, and the mask is filled in one column per step.
-    """
-    models = [decoder.expert] + ([decoder.amateur] if scoring.needs_amateur else [])
-    device, rows = decoder.device, len(prompts)
-    ids, prompt_mask = left_pad(prompts, decoder.pad_id, device)
-    width = ids.shape[1]
-    mask = torch.cat([prompt_mask, prompt_mask.new_zeros((rows, new_tokens))], dim=-1)
-    positions = (prompt_mask.cumsum(dim=-1) - 1).clamp(min=0)
-    caches = [StaticCache(config=m.config, max_cache_len=width + new_tokens) for m in models]
-    where = torch.arange(width, device=device)
-    logits = [forward_last(m, ids, mask, positions, c, where) for m, c in zip(models, caches)]
-    out = torch.empty((rows, new_tokens), dtype=torch.long, device=device)
-    for step in range(new_tokens):
-        uniform = None if generator is None else torch.rand((rows, 1), generator=generator, device=device)
-        token = decoder.pick(logits[0], logits[1] if len(logits) > 1 else None, scoring, uniform)
-        out[:, step] = token
-        if step == new_tokens - 1:
-            break
-        mask[:, width + step] = 1
-        positions = positions[:, -1:] + 1
-        where = torch.tensor([width + step], device=device)
-        logits = [forward_last(m, token[:, None], mask, positions, c, where) for m, c in zip(models, caches)]
-    return out
-
-
-@dataclass
-class TorchEngine:
-    """The torch backend for a synthetic shard: batches of `batch_size` rows from one seeded stream."""
-
-    decoder: Decoder
-    scoring: Scoring
-    batch_size: int
-
-    def continue_prompts(
-        self, prompts: list[list[int]], new_tokens: int, seed: int, progress: Callable[[int], object]
-    ) -> list[list[int]]:
-        """`new_tokens` sampled ids per prompt; `progress` hears of every finished batch's tokens."""
-        torch.manual_seed(seed)  # dropout amateurs draw their masks from the global generator
-        generator = torch.Generator(self.decoder.device).manual_seed(seed)
-        out = []
-        for begin in range(0, len(prompts), self.batch_size):
-            batch = prompts[begin : begin + self.batch_size]
-            out += generate(self.decoder, batch, self.scoring, new_tokens, generator).tolist()
-            progress(len(batch) * new_tokens)
-        return out
+    """One eager batch: `new_tokens` ids per prompt, drawn from the CPU `generator`, or greedy if None."""
+    uniforms = None if generator is None else torch.rand((len(prompts), new_tokens), generator=generator)
+    engine = TorchEngine(decoder, scoring, batch_size=len(prompts))
+    return engine.decode(prompts, new_tokens, uniforms, max(len(p) for p in prompts))

@@ -13,7 +13,6 @@ from cdsynth.checkpoints import load_causal_lm, require_model_dir
 from cdsynth.errors import DataError
 from cdsynth.synth.dropout import load_dropout_amateur
 from cdsynth.synth.engine import Decoder
-from cdsynth.synth.scoring import next_tokens
 
 
 def vocab_size(model_dir: Path) -> int:
@@ -53,7 +52,6 @@ def load_decoder(
     amateur_dir: str | os.PathLike | None,
     device: torch.device,
     amateur_dropout: float | None = None,
-    compile_scoring: bool = False,
     dtype: str = "float32",
 ) -> tuple[Decoder, PreTrainedTokenizerBase]:
     """Expert plus amateur (a separate directory, or the expert with attention dropout), and the tokenizer.
@@ -70,5 +68,4 @@ def load_decoder(
         amateur = load_dropout_amateur(expert_dir, device, dtype, amateur_dropout)
     elif amateur_dir is not None:
         amateur = load_causal_lm(amateur_dir, device, dtype)
-    pick = torch.compile(next_tokens, dynamic=False) if compile_scoring else next_tokens
-    return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id, pick=pick), tokenizer
+    return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id), tokenizer

@@ -17,8 +17,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +28,25 @@ from cdsynth.spec.synthesis import Scoring
 
 ARCHITECTURE = "ContrastivePairForCausalLM"
 LINKED = ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
-# Rows handed to vLLM at once: enough to keep its batch full, few enough for a live progress bar.
+# Rows handed to vLLM at once, in units of max_num_seqs: enough to keep its batch full, few enough for a
+# live progress bar.
 CHUNK_BATCHES = 8
+# vLLM's max_num_seqs (rows decoded together) on CUDA, unless the caller or CDSYNTH_VLLM_MAX_NUM_SEQS
+# names one. It is not the torch engine's batch size: vLLM pages its KV cache and admits a row only while
+# the cache has blocks for it, so its batch is bounded by GPU memory, not by a static cache per batch.
+# 1024 is vLLM's own default for offline use on GPUs of 70 GB or more (H100, H200), and about what the
+# fp32 base pair's cache holds in 90% of an 80 GB card (~62 MB a row of 420 positions, ~1,100 rows).
+CUDA_MAX_NUM_SEQS = 1024
+# max_num_seqs on CPU when the batch size is "auto": the torch engine's "auto" there (engine.CPU_BATCH).
+CPU_AUTO_ROWS = 64
+# On CPU only: no core reserved for the engine and no pinning, so parallel jobs share cores fairly; one
+# process for one device (no engine or worker processes to spawn: ~7 s start-up, not ~25 s). On CUDA,
+# vLLM's own defaults stand (its engine core in a process of its own overlaps scheduling with the GPU).
+CPU_ENVIRONMENT = {
+    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+}
 
 
 def require_vllm() -> None:
@@ -87,6 +105,29 @@ def kv_cache_bytes(model_dirs: list[Path], tokens: int) -> int:
     return 2 * per_token * tokens + 2**26
 
 
+def scheduling(
+    on_gpu: bool, batch_size: int | str, max_num_seqs: int | None, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """vLLM's `max_num_seqs` and `enforce_eager` for this device.
+
+    max_num_seqs: the argument, else CDSYNTH_VLLM_MAX_NUM_SEQS, else on CUDA `CUDA_MAX_NUM_SEQS` and on
+    CPU the protocol's batch size (`CPU_AUTO_ROWS` for "auto"), which sizes the CPU KV cache.
+    CUDA graphs: on by default on CUDA, off on CPU; CDSYNTH_VLLM_CUDA_GRAPHS=1 or 0 says otherwise.
+    """
+    rows = max_num_seqs or int(environ.get("CDSYNTH_VLLM_MAX_NUM_SEQS") or 0)
+    if not rows:
+        rows = CUDA_MAX_NUM_SEQS if on_gpu else (CPU_AUTO_ROWS if batch_size == "auto" else int(batch_size))
+    graphs = environ.get("CDSYNTH_VLLM_CUDA_GRAPHS", "1" if on_gpu else "0") == "1"
+    return {"max_num_seqs": rows, "enforce_eager": not graphs}
+
+
+def apply_cpu_environment(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Set `CPU_ENVIRONMENT`'s variables the user has not set; returns what it set."""
+    chosen = {name: value for name, value in CPU_ENVIRONMENT.items() if name not in environ}
+    environ.update(chosen)
+    return chosen
+
+
 def request_seeds(seed: int, rows: int) -> list[int]:
     """One sampling seed per row, derived from the shard's seed: rows are independent of batching."""
     return [int(s >> 1) for s in np.random.SeedSequence(seed).generate_state(rows, dtype=np.uint64)]
@@ -101,24 +142,27 @@ class VllmEngine:
         amateur_dir: str | os.PathLike | None,
         scoring: Scoring,
         max_len: int,
-        batch_size: int = 64,
+        batch_size: int | str = 64,
         tensor_parallel: int = 1,
         threads: int = 1,
         dtype: str = "float32",
+        max_num_seqs: int | None = None,
     ) -> None:
-        # On CPU: no core reserved for the engine and no pinning, so parallel jobs share cores fairly;
-        # one process for one device (no engine or worker processes to spawn: ~7 s start-up, not ~25 s).
-        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-        os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        require_vllm()
+        """`batch_size` is the protocol's (a row count or "auto"); vLLM's rows in flight are
+        `max_num_seqs`, chosen by `scheduling` (on CUDA independent of `batch_size`)."""
         import torch
+
+        on_gpu = torch.cuda.is_available()
+        if not on_gpu:
+            apply_cpu_environment(os.environ)  # before vLLM is imported: it reads them then
+        require_vllm()
         from vllm import LLM
 
         torch.set_num_threads(threads)
         torch.set_float32_matmul_precision("high")  # float32 generates as the authors did: TF32 matmuls
-        on_gpu = torch.cuda.is_available()
         self.batch_size = batch_size
+        options = scheduling(on_gpu, batch_size, max_num_seqs, os.environ)
+        self.max_num_seqs = options["max_num_seqs"]
         self._workdir = tempfile.TemporaryDirectory(prefix="cdsynth-pair-")
         pair = write_pair_checkpoint(expert_dir, amateur_dir, scoring, Path(self._workdir.name))
         models = [Path(expert_dir)] + ([Path(amateur_dir)] if amateur_dir is not None else [])
@@ -128,13 +172,11 @@ class VllmEngine:
             distributed_executor_backend="uni" if tensor_parallel == 1 else "mp",
             dtype=dtype,
             max_model_len=max_len,
-            max_num_seqs=batch_size,
-            kv_cache_memory_bytes=None if on_gpu else kv_cache_bytes(models, batch_size * max_len),
-            # CUDA graphs for the two-stack model are untested (no GPU was lent); opt in with the variable.
-            enforce_eager=os.environ.get("CDSYNTH_VLLM_CUDA_GRAPHS") != "1",
+            kv_cache_memory_bytes=None if on_gpu else kv_cache_bytes(models, self.max_num_seqs * max_len),
             skip_tokenizer_init=True,  # prompts arrive as token ids and come back as ids
             seed=0,
             disable_log_stats=True,
+            **options,
         )
 
     def close(self) -> None:
@@ -176,7 +218,7 @@ class VllmEngine:
         """The shard contract of `cdsynth.synth.corpus.ShardEngine`: row i samples with
         `request_seeds(seed)[i]`."""
         seeds = request_seeds(seed, len(prompts))
-        chunk = CHUNK_BATCHES * self.batch_size
+        chunk = CHUNK_BATCHES * self.max_num_seqs
         out = []
         for begin in range(0, len(prompts), chunk):
             part = prompts[begin : begin + chunk]

@@ -37,9 +37,13 @@ from cdsynth.io import atomic_path, read_json
 from cdsynth.resumable import WorkDir
 from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.threads import set_torch_threads
 from cdsynth.train.curve import plot_training_curve
 from cdsynth.train.models import build_model, save_model
 from cdsynth.train.packing import MixedBatches, PackedStream, packed_in_order
+
+# Positions whose vocabulary-sized logits the loss computes at once (see `chunked_lm_loss`).
+LOSS_CHUNK = 4096
 
 METRIC_FIELDS = [
     "step",
@@ -150,17 +154,78 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def chunk_loss_sum(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed cross entropy of one chunk of positions, on float32 logits as Hugging Face's loss takes them."""
+    return torch.nn.functional.cross_entropy(head(hidden).float(), labels, ignore_index=-100, reduction="sum")
+
+
+def chunked_lm_loss(
+    hidden: torch.Tensor, head: torch.nn.Module, ids: torch.Tensor, chunk: int = LOSS_CHUNK
+) -> torch.Tensor:
+    """Mean cross entropy of predicting ids[:, i + 1] from hidden[:, i], `chunk` positions at a time.
+
+    The value of `model(input_ids=ids, labels=ids).loss` (float32 logits, mean over batch x (block - 1)
+    positions), without its float32 logits for the whole micro batch (16 x 1024 x 32000 x 4 bytes = 2 GB,
+    held several times over). Each chunk is checkpointed: autograd keeps the chunk's hidden states, not its
+    logits, and recomputes the head for the chunk in backward, so at most one chunk of logits exists at a
+    time (for one extra head matmul per token). A micro batch of one chunk (the demo's 16 x 64) is not
+    checkpointed: its logits are small, and the recomputation would cost the demo ~10% of its training time.
+    """
+    labels = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=-100).flatten()  # the last position: none
+    hidden = hidden.flatten(0, 1)
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    for start in range(0, len(labels), chunk):
+        part = (head, hidden[start : start + chunk], labels[start : start + chunk])
+        if torch.is_grad_enabled() and len(labels) > chunk:
+            total = total + torch.utils.checkpoint.checkpoint(
+                chunk_loss_sum, *part, use_reentrant=False, preserve_rng_state=False
+            )
+        else:
+            total = total + chunk_loss_sum(*part)
+    return total / (ids.shape[0] * (ids.shape[1] - 1))
+
+
+def next_token_loss(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """A causal LM's training loss on `ids`: its base model (no KV cache: nothing reuses it), then the head
+    in chunks (`chunked_lm_loss`)."""
+    hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+    return chunked_lm_loss(hidden, model.get_output_embeddings(), ids)
+
+
+class NextTokenLoss(torch.nn.Module):
+    """`next_token_loss` as a module, so that torch.compile and DDP wrap the whole loss, head included.
+
+    DDP reduces gradients only in a backward that follows a forward through the DDP module itself (calling
+    the wrapped model's parts directly would skip the reduction silently), so the body and the chunked head
+    must both run inside one `forward`; the parameters are the language model's own.
+    """
+
+    def __init__(self, lm: torch.nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return next_token_loss(self.lm, input_ids)
+
+
+def to_device(blocks: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Token blocks as int64 on `device` in one copy: from pinned memory and asynchronous on CUDA."""
+    ids = torch.from_numpy(blocks).long()
+    return ids.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else ids
+
+
 @torch.inference_mode()
 def validation_loss(model: torch.nn.Module, blocks: np.ndarray, cfg: TrainConfig, device, ddp: Dist) -> float:
     """Mean next-token loss over the validation blocks, split across ranks."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)
-    mine = blocks[ddp.rank :: ddp.world]
+    mine = to_device(blocks[ddp.rank :: ddp.world], device)
     for start in range(0, len(mine), cfg.micro_batch_size):
-        ids = torch.from_numpy(mine[start : start + cfg.micro_batch_size]).long().to(device)
+        ids = mine[start : start + cfg.micro_batch_size]
         with autocast(device):
-            loss = model(input_ids=ids, labels=ids).loss
-        total += torch.tensor([loss.item() * ids.numel(), ids.numel()], dtype=torch.float64, device=device)
+            loss = next_token_loss(model, ids)
+        total[0] += loss.double() * ids.numel()
+        total[1] += ids.numel()
     if ddp.world > 1:
         dist.all_reduce(total)
     model.train()
@@ -200,7 +265,8 @@ def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
 
 @dataclass
 class Run:
-    """The live objects of one training run."""
+    """The live objects of one training run; `model` is the `NextTokenLoss` of `raw_model`, as trained
+    (compiled, DDP-wrapped)."""
 
     cfg: TrainConfig
     ddp: Dist
@@ -218,11 +284,12 @@ def optimizer_step(run: Run, blocks: np.ndarray) -> float:
     cfg, micro = run.cfg, run.cfg.micro_batch_size
     accum = len(blocks) // micro
     total = torch.zeros((), device=run.device)
+    step_ids = to_device(blocks, run.device)
     for index in range(accum):
-        ids = torch.from_numpy(blocks[index * micro : (index + 1) * micro]).long().to(run.device)
+        ids = step_ids[index * micro : (index + 1) * micro]
         sync = run.ddp.world == 1 or index == accum - 1
         with contextlib.nullcontext() if sync else run.model.no_sync(), autocast(run.device):
-            loss = run.model(input_ids=ids, labels=ids).loss / accum
+            loss = run.model(ids) / accum
         loss.backward()
         total += loss.detach()
     if cfg.grad_clip is not None:
@@ -257,7 +324,8 @@ def start_run(cfg: TrainConfig, data_ids: tuple[str, ...], tokenizer_dir, out_di
     tokenizer = load_tokenizer(tokenizer_dir)
     raw_model = build_model(cfg.arch, tokenizer, cfg.seed).to(device)
     optimizer = make_optimizer(raw_model, cfg, device)
-    model = torch.compile(raw_model) if cfg.compile else raw_model
+    model = NextTokenLoss(raw_model)
+    model = torch.compile(model) if cfg.compile else model
     if ddp.world > 1:
         device_ids = [ddp.local_rank] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -338,7 +406,7 @@ def train(
     """Train (or resume) one run and publish `out_dir/step<N>/` checkpoints, metrics.csv and curve.png."""
     check_out_dir(Path(out_dir))
     transformers.utils.logging.disable_progress_bar()
-    torch.set_num_threads(cfg.threads)
+    set_torch_threads(cfg.threads)
     batches, valid_blocks, data_ids = load_data(
         cfg, train_shards, valid_shards, tokenizer_dir, synthetic_shards
     )

@@ -1,0 +1,74 @@
+"""Batched log-probabilities (token budgets, chunked log-softmax) against one sequence at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import MICRO_ARCH
+
+from cdsynth.data.tokenizer import load_tokenizer
+from cdsynth.eval import lm_scoring
+from cdsynth.eval.lm_scoring import token_batches, token_logprobs
+from cdsynth.io import read_arrow
+from cdsynth.train.models import build_model
+
+
+@pytest.fixture(scope="module")
+def tokenizer(prepared):
+    return load_tokenizer(prepared["tokenizer"])
+
+
+@pytest.fixture(scope="module")
+def sequences(prepared, tokenizer) -> tuple[list[list[int]], list[list[bool]]]:
+    """40 real texts cut to 1..60 tokens, each with a random set of positions to score."""
+    texts = read_arrow(prepared["corpus"] / "test.arrow").column("text").to_pylist()[:40]
+    ids = [tokenizer(text)["input_ids"][: 1 + (7 * i) % 60] for i, text in enumerate(texts)]
+    rng = np.random.default_rng(0)
+    return ids, [list(rng.random(len(s)) < 0.5) for s in ids]
+
+
+@torch.inference_mode()
+def one_at_a_time(model, sequences, wanted) -> list[np.ndarray]:
+    """The plain definition: each sequence alone, a full forward, log_softmax in float64."""
+    out = []
+    for ids, mask in zip(sequences, wanted):
+        logprobs = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+        out.append(np.array([logprobs[i - 1, ids[i]].item() for i in range(1, len(ids)) if mask[i]]))
+    return out
+
+
+def test_token_batches_stay_within_the_budget_longest_first():
+    lengths = [5, 40, 12, 40, 3, 20, 7, 39, 1]
+    for batch_size in (1, 2, 3, 100):
+        batches = list(token_batches(lengths, batch_size))
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        flat = [lengths[i] for b in batches for i in b]
+        assert flat == sorted(lengths, reverse=True)
+        assert all(len(b) * lengths[b[0]] <= batch_size * max(lengths) for b in batches)
+        assert len(batches[0]) >= min(batch_size, len(lengths)), "batch_size of the longest fit"
+    assert [len(b) for b in token_batches(lengths, 1)] == [1, 1, 1, 2, 4], "short ones share a batch"
+    assert len(list(token_batches(lengths, 100))) == 1
+    assert list(token_batches([], 4)) == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 1000])
+def test_batched_logprobs_equal_one_sequence_at_a_time(tokenizer, sequences, batch_size, monkeypatch):
+    """Any budget, padding and chunking of the log-softmax (float64 model: no float32 rounding to hide)."""
+    model = build_model(MICRO_ARCH, tokenizer, seed=0).double().eval()
+    ids, wanted = sequences
+    reference = one_at_a_time(model, ids, wanted)
+    monkeypatch.setattr(lm_scoring, "LOGIT_ROWS", 5)  # several chunks per batch
+    got = token_logprobs(model, ids, wanted, batch_size)
+    assert [len(g) for g in got] == [sum(m[1:]) for m in wanted]
+    assert sum(map(len, got)) > 100 and any(len(g) == 0 for g in got)
+    for ours, theirs in zip(got, reference, strict=True):
+        assert ours.dtype == np.float64
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10)
+
+
+def test_float32_model_logprobs_match_to_float32_rounding(tokenizer, sequences):
+    model = build_model(MICRO_ARCH, tokenizer, seed=0).eval()
+    ids, wanted = sequences
+    for ours, theirs in zip(token_logprobs(model, ids, wanted, 4), one_at_a_time(model, ids, wanted)):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
