@@ -22,6 +22,7 @@ ABSENT_THERE = {"datasets", "snakemake", "jsonschema", "matplotlib", "pyarrow", 
 def phase_names() -> list[str]:
     spec = importlib.util.spec_from_file_location("gpu_window", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)  # constants only: the phases import torch inside
     return [phase.name for phase in module.PHASES]
 
