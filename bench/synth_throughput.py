@@ -163,6 +163,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=100)
     parser.add_argument("--batch", type=int, action="append", help="engine batch sizes (default 16, 64)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--method", action="append", choices=["ancestral", "cd"], help="engine methods (default both)"
+    )
     parser.add_argument("--vllm", action="store_true", help="also measure the vLLM backend (needs vLLM)")
     parser.add_argument("--only-engines", action="store_true", help="skip the baselines and scoring runs")
     parser.add_argument(
@@ -193,7 +196,7 @@ def main() -> None:
         return lambda: [run(prompts[i : i + batch]) for i in range(0, len(prompts), batch)]
 
     for batch in args.batch or [16, 64]:
-        for method in ("ancestral", "cd"):
+        for method in args.method or ["ancestral", "cd"]:
             for compiled in (False, True):
                 speed, first = engine_rate(decoder, prompts, method, batch, args.new_tokens, compiled)
                 name = "compiled step" if compiled else "eager"

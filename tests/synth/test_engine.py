@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 from transformers import AutoTokenizer
 
 from cdsynth.checkpoints import load_causal_lm
 from cdsynth.data.tokenizer import train_tokenizer
 from cdsynth.errors import DataError
+from cdsynth.synth import engine as engine_module
 from cdsynth.synth.dropout import load_dropout_amateur
-from cdsynth.synth.engine import TorchEngine, batch_shape, generate, left_pad
+from cdsynth.synth.engine import LivePrefixCache, TorchEngine, batch_shape, forward_last, generate, left_pad
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_tokens
 from cdsynth.train.models import build_model
@@ -122,17 +124,76 @@ def test_a_reused_engine_equals_fresh_engines(pair, prompts):
     ],
     ids=["ancestral", "vhead", "cd"],
 )
-def test_the_compiled_step_decodes_exactly_as_the_eager_one(pair, prompts, scoring):
+def test_the_compiled_step_decodes_exactly_as_the_eager_one(pair, prompts, scoring, monkeypatch):
     """One compiled graph for the whole step (both models, scoring, draw): the same greedy and seeded ids
-    as eager, over left-padded prompts, several batches and a short last batch filled with copies."""
+    as eager, over left-padded prompts, several batches, a short last batch filled with copies, and a live
+    prefix that grows through several buckets without a graph per bucket."""
     decoder, _ = pair
+    monkeypatch.setattr(engine_module, "LIVE_BUCKET", 4)  # 16 new tokens cross 4-5 buckets
     rows = shard_rows(prompts, 3)  # 9 rows in batches of 5: 2 x 5 with one filler row
     eager = TorchEngine(decoder, scoring, batch_size=5)
+    torch._dynamo.reset()
+    graphs = counters["stats"]["unique_graphs"]
     with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
         compiled = TorchEngine(decoder, scoring, batch_size=5, compile=True)
-        assert continue_rows(compiled, rows) == continue_rows(eager, rows)
+        assert continue_rows(compiled, rows, new_tokens=16) == continue_rows(eager, rows, new_tokens=16)
+        # the first bucket compiles static, the second symbolic; later buckets reuse that graph
+        assert counters["stats"]["unique_graphs"] - graphs <= 2
         greedy = compiled.decode(rows[:5], 9, None, width=max(map(len, rows)))
     assert torch.equal(greedy, eager.decode(rows[:5], 9, None, width=max(map(len, rows))))
+
+
+@torch.inference_mode()
+def greedy_logits(model, prompts, new_tokens):
+    """Greedy next-token logits (steps, rows, vocab) with the engine's live prefix of the cache."""
+    ids, prompt_mask = left_pad(prompts, 0, CPU)
+    width = ids.shape[1]
+    mask = torch.cat([prompt_mask, torch.zeros((len(prompts), new_tokens), dtype=torch.long)], dim=1)
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = LivePrefixCache(model.config, width + new_tokens + 1)
+    cache.live = width
+    steps = [forward_last(model, ids, mask, positions, cache, torch.arange(width))]
+    positions = positions[:, -1:]
+    for step in range(1, new_tokens):
+        positions, where = positions + 1, torch.tensor([width - 1 + step])
+        mask[:, where] = 1
+        cache.live = engine_module.live_columns(width + step, width + new_tokens)
+        steps.append(forward_last(model, steps[-1].argmax(-1)[:, None], mask, positions, cache, where))
+    return torch.stack(steps)
+
+
+def test_the_cache_hands_attention_only_its_live_columns(pair):
+    config = pair[0].expert.config
+    cache = LivePrefixCache(config, max_cache_len=50)
+    heads, dim = config.num_key_value_heads, config.hidden_size // config.num_attention_heads
+    cache.live = 7
+    keys, values = cache.update(torch.ones(2, heads, 5, dim), torch.ones(2, heads, 5, dim), layer_idx=0)
+    assert keys.shape[2] == values.shape[2] == 7 and cache.get_mask_sizes(1, 0) == (7, 0)
+    assert keys[:, :, :5].eq(1).all() and keys[:, :, 5:].eq(0).all()  # written columns, then unwritten
+
+
+def test_attention_over_the_live_prefix_matches_the_whole_cache(pair, prompts, monkeypatch):
+    """Columns past the live prefix are masked anyway: reading them or not changes only the order of float
+    sums, so the logits agree to rounding and the engine's greedy and seeded ids are the same."""
+    decoder, _ = pair
+    whole_cache = 10**6  # a bucket longer than the cache: attention reads every column, as before
+    monkeypatch.setattr(engine_module, "LIVE_BUCKET", whole_cache)
+    reference = greedy_logits(decoder.expert, prompts, 24)
+    for bucket in (1, 4, 32):
+        monkeypatch.setattr(engine_module, "LIVE_BUCKET", bucket)
+        live = greedy_logits(decoder.expert, prompts, 24)
+        torch.testing.assert_close(live, reference, rtol=1e-5, atol=1e-5)
+    rows = shard_rows(prompts, 2)
+    width = max(map(len, rows))
+    for scoring in (Scoring(method="cd", top_k=20, top_p=0.9), Scoring(method="ancestral", top_p=0.9)):
+        samples, greedy = [], []
+        for bucket in (1, 4, whole_cache):
+            monkeypatch.setattr(engine_module, "LIVE_BUCKET", bucket)
+            engine = TorchEngine(decoder, scoring, batch_size=3)
+            samples.append(continue_rows(engine, rows, new_tokens=24))
+            greedy.append(engine.decode(rows, 24, None, width).tolist())
+        assert samples[0] == samples[1] == samples[2]
+        assert greedy[0] == greedy[1] == greedy[2]
 
 
 def test_dropout_amateur_is_a_noisier_copy_of_good(micro_run, prompts):

@@ -8,6 +8,10 @@ every step of every batch replays, which is why the engine keeps its caches and 
 life, gives every batch of a shard one shape (the short last batch is filled with copies of a real row),
 and never waits for the device inside the loop.
 
+Attention reads only the live prefix of the caches (`LivePrefixCache`): the columns written so far,
+rounded up to a multiple of `LIVE_BUCKET`, not the whole static buffer. The compiled step takes that
+length as a symbolic size, so one graph serves every bucket (on CUDA, one CUDA graph is recorded per bucket).
+
 Sampling draws one uniform per (row, step) from the shard's CPU generator, row after row, so a row's draws
 do not depend on how the rows are batched, on the batch size, or on the padding rows.
 """
@@ -20,12 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import PreTrainedModel, StaticCache
+import torch._inductor.config
+from transformers import PreTrainedConfig, PreTrainedModel, StaticCache
 
 from cdsynth.synth.scoring import Scoring, next_tokens
 
 CPU_BATCH = 64  # "auto" on CPU: larger batches gain nothing once the matmuls fill the cores
 MEMORY_SHARE = 0.8  # of the free GPU memory given to caches and scoring buffers ("auto" on CUDA)
+LIVE_BUCKET = 32  # columns: attention reads the caches up to the next multiple of this past the newest token
 
 
 @dataclass
@@ -81,6 +87,35 @@ def forward_last(model, ids, mask, positions, cache, cache_position) -> torch.Te
         logits_to_keep=1,
     )
     return out.logits[:, -1, :]
+
+
+class LivePrefixCache(StaticCache):
+    """A static cache whose attention reads only its first `live` columns.
+
+    Keys and values stay in one buffer allocated once (CUDA graphs replay on fixed addresses); only how much
+    of it the attention reads changes. Columns past `live` hold nothing the step may see, so the masked
+    attention over the whole buffer and over the prefix agree up to the order of float sums (logits within
+    1e-5); the eager and compiled engines both read the prefix, so they stay identical to each other.
+    """
+
+    def __init__(self, config: PreTrainedConfig, max_cache_len: int) -> None:
+        super().__init__(config=config, max_cache_len=max_cache_len)
+        self.live = max_cache_len
+
+    def update(
+        self, key_states, value_states, layer_idx, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+        return keys[:, :, : self.live], values[:, :, : self.live]
+
+    def get_mask_sizes(self, query_length: int, layer_idx: int) -> tuple[int, int]:
+        return self.live, 0
+
+
+def live_columns(filled: int, limit: int) -> int:
+    """Columns attention reads once `filled` columns hold keys: the next multiple of LIVE_BUCKET, at most
+    `limit`."""
+    return min(limit, math.ceil(filled / LIVE_BUCKET) * LIVE_BUCKET)
 
 
 def decode_step(
@@ -148,8 +183,10 @@ class Buffers:
     @classmethod
     def allocate(cls, models: list[PreTrainedModel], rows: int, width: int, new_tokens: int) -> Buffers:
         device = models[0].device
+        # One spare column: a live prefix never spans the whole buffer, for a slice that does is contiguous,
+        # which the compiler would specialise into a graph of its own.
         buffers = cls(
-            caches=[StaticCache(config=m.config, max_cache_len=width + new_tokens) for m in models],
+            caches=[LivePrefixCache(m.config, max_cache_len=width + new_tokens + 1) for m in models],
             mask=torch.zeros((rows, width + new_tokens), dtype=torch.long, device=device),
             positions=torch.zeros((rows, 1), dtype=torch.long, device=device),
             where=torch.zeros((1,), dtype=torch.long, device=device),
@@ -159,6 +196,11 @@ class Buffers:
         for tensor in (buffers.mask, buffers.positions, buffers.where):
             torch._dynamo.mark_static_address(tensor)
         return buffers
+
+    def attend(self, columns: int) -> None:
+        """Let the next forward's attention read the first `columns` columns of every cache."""
+        for cache in self.caches:
+            cache.live = columns
 
 
 @dataclass
@@ -188,8 +230,12 @@ class TorchEngine:
             # Every engine's scoring and shapes are a new specialisation of the one `decode_step`; past
             # dynamo's default of 8 per function it would fall back to eager without a word.
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            # A CUDA graph per live-prefix bucket is the design, not a symptom to warn about.
+            torch._inductor.config.triton.cudagraph_dynamic_shape_warn_limit = None
             mode = "reduce-overhead" if self.cuda_graphs else None
-            self._step = torch.compile(decode_step, mode=mode, dynamic=False)
+            # dynamic=None: the first bucket compiles static; the second makes the live length symbolic,
+            # after which every bucket replays the same graph (shapes that never change stay static).
+            self._step = torch.compile(decode_step, mode=mode, dynamic=None)
 
     def rows_per_batch(self, length: int) -> int:
         if self.batch_size == "auto":
@@ -222,6 +268,7 @@ class TorchEngine:
         prompt_positions = (prompt_mask.cumsum(dim=-1) - 1).clamp(min=0)
         state.positions.copy_(prompt_positions[:, -1:])
         state.where.fill_(width - 1)
+        state.attend(width)
         columns = torch.arange(width, device=device)
         logits = [
             forward_last(m, ids, state.mask, prompt_positions, c, columns)
@@ -234,6 +281,7 @@ class TorchEngine:
             if self.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
             draw = None if uniforms is None else uniforms[:, step : step + 1]
+            state.attend(live_columns(width + step, width + new_tokens))
             token = self._step(
                 self.models, state.caches, self.scoring, token, state.mask, state.positions, state.where, draw
             )
