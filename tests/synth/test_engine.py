@@ -152,13 +152,14 @@ def greedy_logits(model, prompts, new_tokens):
     positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
     cache = LivePrefixCache(model.config, width + new_tokens + 1)
     cache.live = width
-    steps = [forward_last(model, ids, mask, positions, cache, torch.arange(width))]
+    steps = [forward_last(model, ids, cache.visible(mask), positions, cache, torch.arange(width))]
     positions = positions[:, -1:]
     for step in range(1, new_tokens):
         positions, where = positions + 1, torch.tensor([width - 1 + step])
         mask[:, where] = 1
         cache.live = engine_module.live_columns(width + step, width + new_tokens)
-        steps.append(forward_last(model, steps[-1].argmax(-1)[:, None], mask, positions, cache, where))
+        token = steps[-1].argmax(-1)[:, None]
+        steps.append(forward_last(model, token, cache.visible(mask), positions, cache, where))
     return torch.stack(steps)
 
 

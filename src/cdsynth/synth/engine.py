@@ -111,6 +111,11 @@ class LivePrefixCache(StaticCache):
     def get_mask_sizes(self, query_length: int, layer_idx: int) -> tuple[int, int]:
         return self.live, 0
 
+    def visible(self, mask: torch.Tensor) -> torch.Tensor:
+        """The columns of a (rows, columns) attention mask that attention reads: models with ALiBi (Falcon,
+        BLOOM) build their bias from the mask, whose columns must then match the keys'."""
+        return mask[:, : self.live]
+
 
 def live_columns(filled: int, limit: int) -> int:
     """Columns attention reads once `filled` columns hold keys: the next multiple of LIVE_BUCKET, at most
@@ -120,7 +125,7 @@ def live_columns(filled: int, limit: int) -> int:
 
 def decode_step(
     models: list[PreTrainedModel],
-    caches: list[StaticCache],
+    caches: list[LivePrefixCache],
     scoring: Scoring,
     token: torch.Tensor,
     mask: torch.Tensor,
@@ -136,7 +141,9 @@ def decode_step(
     where.add_(1)
     positions.add_(1)
     mask.index_fill_(1, where, 1)
-    logits = [forward_last(m, token[:, None], mask, positions, c, where) for m, c in zip(models, caches)]
+    logits = [
+        forward_last(m, token[:, None], c.visible(mask), positions, c, where) for m, c in zip(models, caches)
+    ]
     return next_tokens(logits[0], logits[1] if len(logits) > 1 else None, scoring, uniform)
 
 
@@ -174,8 +181,8 @@ def batch_shape(rows: int, batch_size: int) -> tuple[int, int]:
 class Buffers:
     """Device state of one batch shape, allocated once: the caches and what the decode step advances."""
 
-    caches: list[StaticCache]
-    mask: torch.Tensor  # (rows, width + new_tokens)
+    caches: list[LivePrefixCache]
+    mask: torch.Tensor  # (rows, width + new_tokens + 1), as wide as the caches
     positions: torch.Tensor  # (rows, 1): position id of each row's newest token
     where: torch.Tensor  # (1,): cache column of the newest token
     out: torch.Tensor  # (rows, new_tokens)
@@ -185,9 +192,10 @@ class Buffers:
         device = models[0].device
         # One spare column: a live prefix never spans the whole buffer, for a slice that does is contiguous,
         # which the compiler would specialise into a graph of its own.
+        columns = width + new_tokens + 1
         buffers = cls(
-            caches=[LivePrefixCache(m.config, max_cache_len=width + new_tokens + 1) for m in models],
-            mask=torch.zeros((rows, width + new_tokens), dtype=torch.long, device=device),
+            caches=[LivePrefixCache(m.config, max_cache_len=columns) for m in models],
+            mask=torch.zeros((rows, columns), dtype=torch.long, device=device),
             positions=torch.zeros((rows, 1), dtype=torch.long, device=device),
             where=torch.zeros((1,), dtype=torch.long, device=device),
             out=torch.empty((rows, new_tokens), dtype=torch.long, device=device),
@@ -271,7 +279,7 @@ class TorchEngine:
         state.attend(width)
         columns = torch.arange(width, device=device)
         logits = [
-            forward_last(m, ids, state.mask, prompt_positions, c, columns)
+            forward_last(m, ids, c.visible(state.mask), prompt_positions, c, columns)
             for m, c in zip(self.models, state.caches)
         ]
         draw = None if uniforms is None else uniforms[:, :1]
