@@ -10,7 +10,8 @@ and never waits for the device inside the loop.
 
 Attention reads only the live prefix of the caches (`LivePrefixCache`): the columns written so far,
 rounded up to a multiple of `LIVE_BUCKET`, not the whole static buffer. The compiled step takes that
-length as a symbolic size, so one graph serves every bucket (on CUDA, one CUDA graph is recorded per bucket).
+length as a symbolic size, so two compilations (the first bucket static, then one symbolic graph) serve
+every bucket (on CUDA, one CUDA graph is recorded per bucket).
 
 Sampling draws one uniform per (row, step) from the shard's CPU generator, row after row, so a row's draws
 do not depend on how the rows are batched, on the batch size, or on the padding rows.
