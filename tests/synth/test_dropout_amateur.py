@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
+from packaging.version import Version
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from transformers import (
@@ -49,7 +51,7 @@ SUPPORTED = {
         dropout=0.1,
         **SIZES,
     ),
-    # ALiBi with parallel attention: the one Falcon layout whose sdpa/eager attention drops probabilities.
+    # ALiBi with parallel attention, whose attention drops probabilities in every transformers 5.x.
     "falcon": FalconConfig(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, alibi=True, hidden_dropout=0.1, **SIZES
     ),
@@ -111,37 +113,70 @@ def test_the_defaults_would_also_drop_the_residual_stream(models):
     assert not torch.allclose(logits(trained), logits(load_causal_lm(models["opt"], CPU)))
 
 
-@pytest.mark.parametrize(
-    ("config", "reason"),
-    [
-        (FalconConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, **SIZES), "rotary"),
-        (
-            FalconConfig(
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                alibi=True,
-                parallel_attn=False,
-                **SIZES,
-            ),
-            "residual",
-        ),
-    ],
-    ids=["rotary", "sequential"],
-)
-def test_falcon_layouts_without_attention_dropout_are_refused(tmp_path, config, reason):
-    save_tiny(config, tmp_path / "falcon")
-    with pytest.raises(ConfigError, match=f"not supported for falcon.*{reason}.*--amateur DIR"):
+def tiny_falcon(**layout) -> FalconConfig:
+    return FalconConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, **layout, **SIZES)
+
+
+def attention_drops_on_installed_transformers(config: PretrainedConfig) -> bool:
+    """Ground truth, without cdsynth's loader: does train mode with attention dropout alone (every other
+    dropout field at 0) move the logits, on the sdpa or the eager path?"""
+    overrides = dropout_overrides(config, "attention_dropout", 0.5)
+    for implementation in ("sdpa", "eager"):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(
+            type(config)(**(config.to_dict() | overrides)), attn_implementation=implementation
+        )
+        if not torch.allclose(logits(model.train()), logits(model.eval())):
+            return True
+    return False
+
+
+def test_rotary_falcon_is_an_amateur_exactly_where_its_attention_drops(tmp_path):
+    """No rule: the probe decides (rotary Falcon's attention drops nothing in transformers 5.19 and drops
+    probabilities in 5.25), and it agrees with what the installed version does."""
+    rotary = tiny_falcon()
+    save_tiny(rotary, tmp_path / "falcon")
+    if attention_drops_on_installed_transformers(rotary):
+        amateur = load_dropout_amateur(tmp_path / "falcon", CPU, "float32", 0.3)
+        assert not torch.allclose(logits(amateur), logits(load_causal_lm(tmp_path / "falcon", CPU)))
+    else:
+        with pytest.raises(ConfigError, match="falcon.*changes nothing in train mode"):
+            load_dropout_amateur(tmp_path / "falcon", CPU, "float32", 0.3)
+
+
+def test_sequential_falcon_drops_its_residual_stream_with_the_attention_field(monkeypatch):
+    """The premise of the one family rule, checked on the installed transformers: a sequential ALiBi
+    Falcon block adds its attention output to the residual through dropout at `attention_dropout`,
+    which the probe cannot tell from attention-probability dropout."""
+    from transformers.models.falcon import modeling_falcon
+
+    probabilities = []
+    original = modeling_falcon.dropout_add
+
+    def recording(x, residual, prob, training):
+        probabilities.append((prob, training))
+        return original(x, residual, prob, training)
+
+    monkeypatch.setattr(modeling_falcon, "dropout_add", recording)
+    model = AutoModelForCausalLM.from_config(
+        tiny_falcon(alibi=True, parallel_attn=False, attention_dropout=0.3, hidden_dropout=0.0)
+    )
+    logits(model.train())
+    assert (0.3, True) in probabilities
+
+
+def test_sequential_falcon_is_refused(tmp_path):
+    save_tiny(tiny_falcon(alibi=True, parallel_attn=False), tmp_path / "falcon")
+    with pytest.raises(ConfigError, match="not supported for falcon.*residual.*--amateur DIR"):
         load_dropout_amateur(tmp_path / "falcon", CPU, "float32", 0.3)
 
 
-def test_the_probe_refuses_attention_that_drops_nothing(tmp_path, monkeypatch):
-    """Without the Falcon rule, the load-time probe still finds that rotary Falcon's amateur is the expert."""
-    rotary = FalconConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, **SIZES)
-    save_tiny(rotary, tmp_path / "f")
-    monkeypatch.setattr(dropout, "falcon_refusal", lambda config: None)
-    with pytest.raises(ConfigError, match="falcon.*changes nothing in train mode"):
-        load_dropout_amateur(tmp_path / "f", CPU, "float32", 0.3)
+def test_the_probe_refuses_a_field_that_drops_nothing(models, monkeypatch):
+    """GPT-2's `summary_first_dropout` belongs to a head the causal LM does not have: named as the
+    attention field, it changes nothing in train mode, and the probe says so."""
+    monkeypatch.setitem(dropout.ATTENTION_DROPOUT, "gpt2", "summary_first_dropout")
+    with pytest.raises(ConfigError, match="gpt2.*`summary_first_dropout` changes nothing in train mode"):
+        load_dropout_amateur(models["gpt2"], CPU, "float32", 0.3)
 
 
 def test_train_mode_noise_outside_attention_is_refused(tmp_path):
@@ -201,10 +236,11 @@ def test_load_decoder_builds_the_dropout_amateur(models, family):
 
 
 def test_the_cache_keyword_is_the_old_one_where_forward_knows_only_that():
-    """transformers 5.19 (the vLLM venv's) takes the cache only as `past_key_values`."""
+    """transformers 5.24 renamed `past_key_values` to `cache`; 5.19 (the lowest allowed) has only the old."""
 
     class OldForward:
         def forward(self, input_ids, past_key_values=None, use_cache=None): ...
 
+    renamed = Version(transformers.__version__) >= Version("5.24")
     assert cache_keyword(OldForward) == "past_key_values"
-    assert cache_keyword(LlamaForCausalLM) == "cache"
+    assert cache_keyword(LlamaForCausalLM) == ("cache" if renamed else "past_key_values")

@@ -1,9 +1,10 @@
 """The dropout amateur (the paper's CD-Drop): GOOD's own weights with attention dropout P, nothing else.
 
 It scores in train mode, which switches on every dropout the config holds, not only attention's; and each
-family names attention-probability dropout in its own field, or applies it nowhere. So the field comes
-from a table checked against transformers' attention code, every other dropout field is set to 0, and a
-probe at load time checks that the result is what CD-Drop means before any text is generated with it.
+family names attention-probability dropout in its own field, and a transformers release may apply it or
+not. So the field's name comes from a table, every other dropout field is set to 0, and a probe at load
+time decides, on the installed transformers, whether the result is what CD-Drop means before any text is
+generated with it. A rule refuses a family only where the probe cannot see the problem.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from transformers import PretrainedConfig, PreTrainedModel
 from cdsynth.checkpoints import load_causal_lm, load_config
 from cdsynth.errors import ConfigError
 
-# config.model_type -> the config field that the family's attention applies to its attention
-# probabilities in train mode (transformers 5.x, sdpa and eager paths).
+# config.model_type -> the config field that names the family's attention-probability dropout. Whether the
+# installed transformers applies it (on the sdpa or the eager path) is checked by the probe at load time.
 ATTENTION_DROPOUT = {
     "llama": "attention_dropout",
     "mistral": "attention_dropout",
@@ -49,12 +50,17 @@ def unsupported(model_type: str, reason: str) -> ConfigError:
     return ConfigError(f"dropout amateur: attention dropout not supported for {model_type} ({reason}). {FIX}")
 
 
-def falcon_refusal(config: PretrainedConfig) -> str | None:
-    """Falcon's rotary attention (the default, and Falcon-7B/40B) drops nothing in its sdpa and eager
-    paths, and its sequential (non-parallel) block reuses `attention_dropout` on the residual stream."""
-    if not config.alibi:
-        return "Falcon's rotary attention applies no attention dropout in transformers' sdpa or eager code"
-    if not (config.parallel_attn or config.new_decoder_architecture):
+def residual_refusal(config: PretrainedConfig) -> str | None:
+    """Why a family's attention-dropout field cannot make a dropout amateur although the probe passes it.
+
+    The probe sees only whether train mode moves the logits, not where: sequential (non-parallel) Falcon
+    blocks also apply `attention_dropout` to the residual stream, so P > 0 moves the logits either way.
+    Verified in `FalconDecoderLayer.forward` of transformers 5.19.0 and 5.25.0 (`dropout_add(attention_
+    output, residual, config.attention_dropout)`), and asserted against the installed version by
+    tests/synth/test_dropout_amateur.py. Whether a family's attention drops anything at all (rotary Falcon
+    drops nothing in 5.19 and does in 5.25) is the probe's to decide, not a rule's.
+    """
+    if config.model_type == "falcon" and not (config.parallel_attn or config.new_decoder_architecture):
         return "this Falcon block also applies `attention_dropout` to its residual stream"
     return None
 
@@ -64,7 +70,7 @@ def attention_dropout_field(config: PretrainedConfig) -> str:
     field = ATTENTION_DROPOUT.get(config.model_type)
     if field is None:
         raise unsupported(config.model_type, "not a family whose attention dropout cdsynth knows")
-    reason = falcon_refusal(config) if config.model_type == "falcon" else None
+    reason = residual_refusal(config)
     if reason:
         raise unsupported(config.model_type, reason)
     return field
