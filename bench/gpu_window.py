@@ -84,7 +84,7 @@ GOALS = {"cd_tokens_per_s": 50_000, "cd_stretch": 100_000, "mfu": 0.40, "eval_s_
 BASE = {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072, "max_positions": 2048}
 TINY = {"layers": 2, "hidden": 64, "heads": 4, "intermediate": 256, "max_positions": 128}
 BOS, PAD = 1, 3  # cdsynth's tokenizer ids (cdsynth.data.tokenizer)
-PAPER_CORPUS_TOKENS = 97_280_000  # paper.yaml synth.tokens: new tokens of one synthetic corpus
+PAPER_CORPUS_TOKENS = 97_280_000  # one paper corpus: ~30.4K seed prompts x 8 continuations x 400 tokens
 
 # The BabyLM 2025 zero-shot suite as cdsynth.eval scores it: (sequences, mean tokens, scored tokens per
 # sequence). Sequences are every candidate of every item (Reading: the distinct queries of the official

@@ -58,7 +58,9 @@ def prepare(root: Path, vocab_size: int) -> dict[str, Path]:
         for split in ("train", "test"):
             source[split] = expand_paths(source.get(split, []), base=REPO)
     build_corpus(sources, root / "corpus")
-    train_tokenizer(root / "corpus/train.arrow", root / "tokenizer", vocab_size=vocab_size, threads=2)
+    train_tokenizer(
+        root / "corpus/train.arrow", root / "tokenizer", recipe="authors", vocab_size=vocab_size, threads=2
+    )
     for split in ("train", "test"):
         build_shards(
             root / f"corpus/{split}.arrow",

@@ -87,3 +87,8 @@ def table_file(name, ext):
 
 def figure_file(name, kind, ext):
     return f"{RESULTS}/figures/{name}_{kind}.{ext}"
+
+
+def corpora_file(table, name):
+    """A table's Corpora section: its corpora's statistics and samples side by side."""
+    return f"{RESULTS}/corpora/{table}/{name}"

@@ -11,11 +11,18 @@ RUNS = {
 RATIOS = {name: e.mixture.ratio if e.mixture else 0.0 for name, e in EXPERIMENTS.items()}
 # Tables whose rows span several synthetic ratios get a ratio-sweep figure too.
 SWEPT_TABLES = [name for name, rows in TABLES.items() if len({RATIOS[row] for row in rows[1:]}) > 1]
-CORPORA_SECTION = [f"{RESULTS}/corpora/samples.html"] if CORPORA else []
+# The synthetic corpora of each table's rows: the table's Corpora section describes them side by side.
+TABLE_CORPORA = {
+    name: sorted({EXPERIMENTS[row].corpus.name for row in rows if EXPERIMENTS[row].corpus is not None})
+    for name, rows in TABLES.items()
+}
+CORPORA_SECTIONS = {
+    name: corpora_file(name, "samples.html") for name, corpora in TABLE_CORPORA.items() if corpora
+}
 REPORTS = (
     [table_file(name, "csv") for name in TABLES]
     + [figure_file(name, "ratio_sweep", "png") for name in SWEPT_TABLES]
-    + CORPORA_SECTION
+    + list(CORPORA_SECTIONS.values())
 )
 
 
@@ -58,6 +65,9 @@ rule table:
     input:
         summaries=lambda wc: [f"{experiment_dir(name)}/summary.json" for name in TABLES[wc.table]],
         runs=lambda wc: [run for name in TABLES[wc.table] for run in RUNS[name].values()],
+        # Built with the table, so that `snakemake --report` after a table target finds the section it
+        # reports; ancient: a statistics edit remakes the section, never the table.
+        corpora=lambda wc: [ancient(CORPORA_SECTIONS[wc.table])] if wc.table in CORPORA_SECTIONS else [],
     output:
         csv=report(
             table_file("{table}", "csv"),
@@ -146,34 +156,36 @@ rule ratio_sweep:
 
 rule corpora:
     input:
-        stats=DESCRIPTIONS,
+        stats=lambda wc: [f"{corpus_dir(name)}/stats.json" for name in TABLE_CORPORA[wc.table]],
         tokenizer=TOKENIZER,
     output:
         table=report(
-            f"{RESULTS}/corpora/statistics.csv",
+            corpora_file("{table}", "statistics.csv"),
             caption="../workflow/report/corpora_table.rst",
             category="Corpora",
-            labels={"item": "statistics"},
+            labels=lambda wc: {"table": wc.table, "item": "statistics"},
         ),
         figure=[
             report(
-                figure_file("corpora", "statistics", "png"),
+                figure_file("{table}", "corpora", "png"),
                 caption="../workflow/report/corpora_figure.rst",
                 category="Corpora",
-                labels={"item": "statistics figure"},
+                labels=lambda wc: {"table": wc.table, "item": "statistics figure"},
             ),
-            figure_file("corpora", "statistics", "pdf"),
+            figure_file("{table}", "corpora", "pdf"),
         ],
         samples=report(
-            f"{RESULTS}/corpora/samples.html",
+            corpora_file("{table}", "samples.html"),
             caption="../workflow/report/corpora_samples.rst",
             category="Corpora",
-            labels={"item": "samples side by side"},
+            labels=lambda wc: {"table": wc.table, "item": "samples side by side"},
         ),
     log:
-        f"{LOGS}/corpora.log",
+        f"{LOGS}/corpora/{{table}}.log",
     benchmark:
-        f"{BENCH}/corpora.tsv"
+        f"{BENCH}/corpora/{{table}}.tsv"
+    wildcard_constraints:
+        table="|".join(CORPORA_SECTIONS) or "no-corpora",
     conda:
         "../envs/cdsynth.yaml"
     threads: 1
@@ -183,6 +195,6 @@ rule corpora:
         gpus=0,
     params:
         code=code_of("describe_corpora.py"),
-        corpora={name: corpus_dir(name) for name in CORPORA},
+        corpora=lambda wc: {name: corpus_dir(name) for name in TABLE_CORPORA[wc.table]},
     script:
         "../scripts/describe_corpora.py"

@@ -17,6 +17,7 @@ rule tokenizer:
         **job_resources("prepare"),
     params:
         code=code_of("train_tokenizer.py"),
+        recipe=config["tokenizer"]["recipe"],
         vocab_size=config["tokenizer"]["vocab_size"],
         max_sentences=config["tokenizer"]["max_sentences"],
         seed=config["corpus"]["split_seed"],

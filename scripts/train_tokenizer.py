@@ -1,4 +1,4 @@
-"""Snakemake job: train split -> SentencePiece BPE tokenizer saved as a Hugging Face fast tokenizer."""
+"""Snakemake job: train split -> BPE tokenizer (the config's recipe), saved as a HF fast tokenizer."""
 
 from cdsynth.data.tokenizer import train_tokenizer
 from cdsynth.jobs import run_job
@@ -9,6 +9,7 @@ run_job(
     lambda: train_tokenizer(
         smk.input[0],
         smk.output[0],
+        recipe=smk.params.recipe,
         vocab_size=smk.params.vocab_size,
         max_sentences=smk.params.max_sentences,
         seed=smk.params.seed,

@@ -43,7 +43,7 @@ def tok_dir(tmp_path_factory, corpus_arrow: Path) -> Path:
     from cdsynth.data.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tok") / "tokenizer"
-    train_tokenizer(corpus_arrow, out, vocab_size=VOCAB)
+    train_tokenizer(corpus_arrow, out, recipe="sentencepiece", vocab_size=VOCAB)
     return out
 
 
@@ -74,7 +74,7 @@ def prepared(tmp_path_factory, corpus_dir: Path) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("prepared")
     build_corpus(small_sources(corpus_dir, 60_000), root / "corpus")
-    train_tokenizer(root / "corpus" / "train.arrow", root / "tokenizer", vocab_size=1000)
+    train_tokenizer(root / "corpus" / "train.arrow", root / "tokenizer", recipe="authors", vocab_size=1000)
     for split in ("train", "test"):
         build_shards(
             root / "corpus" / f"{split}.arrow",

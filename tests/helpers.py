@@ -89,7 +89,7 @@ def tiny_config(corpus_dir: Path) -> dict:
             "train": [str(corpus_dir / "gutenberg/pg*.xz")],
         },
     }
-    config["tokenizer"] = {"vocab_size": 800, "max_sentences": None}
+    config["tokenizer"] = {"recipe": "authors", "vocab_size": 800, "max_sentences": None}
     config["shards"]["block_size"] = 32
     config["models"] = {"micro": MICRO_ARCH}
     config["baseline"] = {"micro": [42, 43]}

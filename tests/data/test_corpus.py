@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import re
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cdsynth.data.corpus import (
@@ -240,10 +243,11 @@ EOT_LINE = "\n<|endoftext|>"
 
 
 def _authors_blank_line_documents(path: Path) -> list[str]:
-    """The authors' BabyLM grouping, written from its description: an exactly empty line ends a document."""
+    """The authors' BabyLM grouping, written from its description: text-mode lines, an exactly empty line
+    ends a document and is dropped."""
     docs: list[str] = []
     current = ""
-    for line in read_text(path).splitlines(keepends=True):
+    for line in io.StringIO(read_text(path), newline="\n").readlines():
         if line == "\n":
             if current:
                 docs.append(current)
@@ -267,25 +271,23 @@ def _words(tag: str, n: int) -> str:
     return " ".join(f"{tag}{k}" for k in range(n))
 
 
-def test_split_text_blocks_are_blank_line_documents(corpus_dir: Path, tmp_path: Path) -> None:
+def test_split_text_blocks_are_the_authors_documents(corpus_dir: Path, tmp_path: Path) -> None:
     babylm = tmp_path / "gutenberg.train"
     babylm.write_text(
-        "*CHI: more juice.\n*MOT: here you go.\n\nA wrapped line\n  and an indented one!\n\n\n\n"
-        "Last.\nNo end",
+        "*CHI: more juice.\n*MOT: here you go.\n\nA wrapped line\n  and an indented one!\n \t \nstill one\n"
+        "\n\n\nLast.\nNo end",
         encoding="utf-8",
     )
     expected = [
-        "*CHI: more juice.\n*MOT: here you go.",
-        "A wrapped line\n  and an indented one!",
+        "*CHI: more juice.\n*MOT: here you go.\n",
+        "A wrapped line\n  and an indented one!\n \t \nstill one\n",  # a whitespace-only line ends nothing
         "Last.\nNo end",
     ]
     assert split_text(read_text(babylm), "blocks") == expected
-    # The authors keep each document's final line break; we drop it, and nothing else differs.
     for path in (babylm, corpus_dir / "gutenberg/nltk_austen-emma.txt.xz"):
-        authors = [d.removesuffix("\n") for d in _authors_blank_line_documents(path)]
-        assert split_text(read_text(path), "blocks") == authors
-    # A whitespace-only line separates documents too (Blake's poems use them between stanzas).
-    assert split_text("a\n \t \nb\n", "blocks") == ["a", "b"]
+        assert split_text(read_text(path), "blocks") == _authors_blank_line_documents(path)
+    # Only a line break splits lines, as in a text-mode file (str.splitlines would also split at U+2028).
+    assert split_text("a\u2028b\n\nc\n", "blocks") == ["a\u2028b\n", "c\n"]
 
 
 def test_split_text_stories(corpus_dir: Path, tmp_path: Path) -> None:
@@ -445,7 +447,7 @@ def test_documents_stats_and_blocks_keep_line_breaks(doc_built: tuple[dict, dict
         assert info["splits"]["test"]["rows"] == round(0.05 * n)
         assert info["splits"]["train"]["rows"] == n - math.ceil(0.05 * n) - round(0.05 * n)
     guten = [t for t, src in zip(rows["train"]["text"], rows["train"]["source"]) if src == "gutenberg"]
-    assert any("\n" in t for t in guten) and not any("\n\n" in t for t in guten)
+    assert all(t.endswith("\n") for t in guten) and not any("\n\n" in t for t in guten)
 
 
 def test_documents_max_words_takes_a_seeded_shuffle(corpus_dir: Path) -> None:
@@ -481,6 +483,46 @@ def test_documents_max_words_build_differs_by_split_seed(corpus_dir: Path, tmp_p
         rows = _read_splits(tmp_path / str(seed))
         texts[seed] = set(rows["train"]["text"]) | set(rows["test"]["text"])
     assert texts[1] != texts[2]
+
+
+def test_table_rows_are_documents_read_and_capped_as_the_authors_read_tinystories(
+    corpus_dir: Path, tmp_path: Path
+) -> None:
+    """TinyStories as the authors load it: one story per row of the dataset's Parquet files, a seeded
+    shuffle, and the 38M-word cut counted with `split(" ")` (here a 30K cut of the shared stories)."""
+    stories = split_text(read_text(corpus_dir / TS_HEAD), "stories")
+    half = len(stories) // 2
+    parquet = [tmp_path / "train-00000-of-00002.parquet", tmp_path / "train-00001-of-00002.parquet"]
+    pq.write_table(pa.table({"text": stories[:half], "n": list(range(half))}), parquet[0])
+    pq.write_table(pa.table({"text": stories[half:]}), parquet[1])
+    spec = {"format": "table", "units": "documents", "train": parquet, "max_words": 30_000}
+    built = {}
+    for count in ("whitespace", "space"):
+        stats = build_corpus({"ts": spec | {"max_words_count": count}}, tmp_path / count, chunk_words=100)
+        built[count] = (stats["sources"]["ts"]["documents"], _read_splits(tmp_path / count))
+    assert built["whitespace"][0]["read"] == len(stories)
+    # The same documents as the .txt read as stories.
+    txt = {"format": "stories", "units": "documents", "train": [corpus_dir / TS_HEAD], "max_words": 30_000}
+    build_corpus({"ts": txt}, tmp_path / "txt", chunk_words=100)
+    assert _read_splits(tmp_path / "txt") == built["whitespace"][1]
+    # The authors' cut, written from its description: HF shuffle(42), take while split(" ") fits.
+    shuffled = datasets.Dataset.from_dict({"text": stories}).shuffle(seed=42)["text"]
+    taken, total = 0, 0
+    while total + len(shuffled[taken].split(" ")) <= 30_000:
+        total += len(shuffled[taken].split(" "))
+        taken += 1
+    assert built["space"][0]["after_max_words"] == taken
+    # split(" ") sees "end.\nNext" as one word, so more stories fit under the same cap.
+    assert taken > built["whitespace"][0]["after_max_words"]
+
+
+def test_a_table_without_a_text_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "stories.parquet"
+    pq.write_table(pa.table({"story": ["Once upon a time."] * 50}), path)
+    sources = {"ts": {"format": "table", "units": "documents", "train": [path]}}
+    with pytest.raises(DataError, match=r"stories.parquet: has no `text` column \(columns: story\)"):
+        build_corpus(sources, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_documents_test_files_and_overlap(corpus_dir: Path, tmp_path: Path) -> None:

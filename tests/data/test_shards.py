@@ -114,7 +114,7 @@ def test_missing_meta_is_a_data_error(shards_copy: Path) -> None:
 
 def test_other_tokenizer_is_rejected(built: tuple[Path, dict], corpus_arrow: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
-    train_tokenizer(corpus_arrow, other, vocab_size=1500)
+    train_tokenizer(corpus_arrow, other, recipe="sentencepiece", vocab_size=1500)
     with pytest.raises(DataError, match="different tokenizer.*rebuild them"):
         load_documents(built[0], other)
 

@@ -1,19 +1,24 @@
-"""SentencePiece BPE training and its HF fast export, checked on real corpus text."""
+"""Both tokenizer recipes and their HF fast export, checked on real corpus text."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 import sentencepiece as spm
+import yaml
 from helpers import REPO, VOCAB, write_corpus
+from tokenizers import SentencePieceBPETokenizer
 from transformers import AutoConfig, AutoTokenizer
 
-from cdsynth.data.tokenizer import load_tokenizer, tokenizer_fingerprint, train_tokenizer
+from cdsynth.data.corpus import build_corpus
+from cdsynth.data.tokenizer import RECIPES, load_tokenizer, tokenizer_fingerprint, train_tokenizer
 from cdsynth.errors import DataError
-from cdsynth.io import read_arrow, sha256_file
+from cdsynth.io import read_arrow, read_json, sha256_file
+from cdsynth.spec.sources import expand_paths
 
 
 @pytest.fixture(scope="session")
@@ -120,23 +125,78 @@ def test_fingerprint_is_sha256_of_tokenizer_json(tok_dir: Path) -> None:
 def test_training_is_deterministic_with_sampling(corpus_arrow: Path, tmp_path: Path) -> None:
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:
-        train_tokenizer(corpus_arrow, out, vocab_size=1000, max_sentences=3000, seed=7)
+        train_tokenizer(
+            corpus_arrow, out, recipe="sentencepiece", vocab_size=1000, max_sentences=3000, seed=7
+        )
     for name in ["tokenizer.json", "tokenizer.model"]:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
 
 
-def test_empty_corpus_is_a_data_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_empty_corpus_is_a_data_error(tmp_path: Path, recipe: str) -> None:
     corpus = write_corpus([], tmp_path / "empty.arrow")
     with pytest.raises(DataError, match="empty.arrow"):
-        train_tokenizer(corpus, tmp_path / "tok", vocab_size=500)
+        train_tokenizer(corpus, tmp_path / "tok", recipe=recipe, vocab_size=500)
     assert not (tmp_path / "tok").exists()
 
 
-def test_vocab_too_large_for_the_text_is_a_data_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_vocab_too_large_for_the_text_is_a_data_error(tmp_path: Path, recipe: str) -> None:
     corpus = write_corpus(["only a handful of words in this tiny corpus"] * 3, tmp_path / "tiny.arrow")
     with pytest.raises(DataError, match=r"tiny\.arrow.*Lower vocab_size"):
-        train_tokenizer(corpus, tmp_path / "tok", vocab_size=5000)
+        train_tokenizer(corpus, tmp_path / "tok", recipe=recipe, vocab_size=5000)
     assert not (tmp_path / "tok").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_train(tmp_path_factory) -> Path:
+    """The demo's train split, built from config.yaml's sources as the workflow builds it."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())["corpus"]
+    sources = copy.deepcopy(config["sources"])
+    for source in sources.values():
+        for split in ("train", "test"):
+            source[split] = expand_paths(source.get(split, []), base=REPO)
+    out = tmp_path_factory.mktemp("demo")
+    settings = {key: config[key] for key in ("split_seed", "seed_fraction", "test_fraction", "chunk_words")}
+    build_corpus(sources, out, **settings)
+    return out / "train.arrow"
+
+
+def test_the_authors_recipe_equals_an_independent_training_with_their_library_and_arguments(
+    demo_train: Path, tmp_path: Path
+) -> None:
+    """Their `tokenizer/train_tokenizer.py`: SentencePieceBPETokenizer() with its defaults, trained on every
+    train document, special tokens <unk> <s> </s> <pad>; BOS added, EOS not."""
+    texts = read_arrow(demo_train).column("text").to_pylist()
+    theirs = SentencePieceBPETokenizer()
+    theirs.train_from_iterator(texts, vocab_size=2000, special_tokens=["<unk>", "<s>", "</s>", "<pad>"])
+    stats = train_tokenizer(demo_train, tmp_path / "tok", recipe="authors", vocab_size=2000)
+    ours = json.loads((tmp_path / "tok" / "tokenizer.json").read_text())
+    reference = json.loads(theirs.to_str())
+    assert ours["model"]["vocab"] == reference["model"]["vocab"]
+    assert ours["model"]["merges"] == reference["model"]["merges"]
+    for part in ("normalizer", "pre_tokenizer", "decoder"):
+        assert ours[part] == reference[part]
+    assert ours["model"]["byte_fallback"] is False and ours["model"]["unk_token"] == "<unk>"
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert [loaded(text)["input_ids"] for text in texts] == [[1, *theirs.encode(t).ids] for t in texts]
+    assert stats["recipe"] == "authors" and stats["vocab_size"] == 2000
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_the_statistics_count_tokens_per_word_and_unknown_tokens(demo_train: Path, tmp_path: Path, recipe):
+    stats = train_tokenizer(demo_train, tmp_path / "tok", recipe=recipe, vocab_size=2000)
+    assert read_json(tmp_path / "tok" / "stats.json") == stats
+    texts = read_arrow(demo_train).column("text").to_pylist()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    ids = [i for text in texts for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    words = sum(len(text.split()) for text in texts)
+    assert stats["tokens"] == len(ids) and stats["words"] == words and stats["documents"] == len(texts)
+    assert stats["tokens_per_word"] == pytest.approx(len(ids) / words, abs=1e-4)
+    assert stats["unk_tokens"] == ids.count(0)
+    unseen = "Ωμέγα 中文 😀"  # characters the demo's train text lacks: <unk> without byte fallback only
+    unknown = tokenizer(unseen, add_special_tokens=False)["input_ids"].count(0)
+    assert (unknown > 0) == (recipe == "authors")
 
 
 def test_missing_tokenizer_is_a_data_error(tmp_path: Path) -> None:
@@ -147,36 +207,44 @@ def test_missing_tokenizer_is_a_data_error(tmp_path: Path) -> None:
 
 
 OLD_TRANSFORMERS_READS = """
-import json, sys
+import json, os, sys
 from transformers import AutoConfig, AutoTokenizer
 tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
-config = AutoConfig.from_pretrained(sys.argv[1])
 texts = json.loads(sys.argv[2])
 special = ["bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id"]
-print(json.dumps({
+found = {
     "class": type(tokenizer).__name__,
     "ids": [tokenizer(text)["input_ids"] for text in texts],
     "special": [getattr(tokenizer, name) for name in special],
-    "config": [config.model_type, config.rope_theta, config.hidden_size, config.vocab_size,
-               str(config.torch_dtype)],
-}))
+}
+if os.path.exists(os.path.join(sys.argv[1], "config.json")):
+    config = AutoConfig.from_pretrained(sys.argv[1])
+    found["config"] = [config.model_type, config.rope_theta, config.hidden_size, config.vocab_size,
+                       str(config.torch_dtype)]
+print(json.dumps(found))
 """
 
 
-def test_a_checkpoint_loads_under_the_official_pipelines_transformers_with_the_same_ids(micro_run, texts):
-    """The official BabyLM 2025 pipeline pins transformers 4.51.3: our checkpoints must load there as here."""
+def read_under_transformers_4_51(directory: Path, sample: list[str]) -> dict:
+    """What the official BabyLM 2025 pipeline's transformers (4.51.3) reads from `directory`."""
     venv = subprocess.run(
         [str(REPO / "envs" / "transformers-4.51.sh")], capture_output=True, text=True, check=True
     ).stdout.strip()
-    checkpoint = micro_run / "step40"
-    sample = [*EDGE_CASES, *texts[:20]]
     old = subprocess.run(
-        [f"{venv}/bin/python", "-c", OLD_TRANSFORMERS_READS, str(checkpoint), json.dumps(sample)],
+        [f"{venv}/bin/python", "-c", OLD_TRANSFORMERS_READS, str(directory), json.dumps(sample)],
         capture_output=True,
         text=True,
         check=True,
     )
-    theirs = json.loads(old.stdout)
+    return json.loads(old.stdout)
+
+
+def test_a_checkpoint_loads_under_the_official_pipelines_transformers_with_the_same_ids(micro_run, texts):
+    """The official BabyLM 2025 pipeline pins transformers 4.51.3: our checkpoints (their tokenizer made
+    by the authors' recipe) must load there as here."""
+    checkpoint = micro_run / "step40"
+    sample = [*EDGE_CASES, *texts[:20]]
+    theirs = read_under_transformers_4_51(checkpoint, sample)
     ours = AutoTokenizer.from_pretrained(checkpoint)
     config = AutoConfig.from_pretrained(checkpoint)
     assert theirs["class"] == "PreTrainedTokenizerFast"
@@ -184,3 +252,10 @@ def test_a_checkpoint_loads_under_the_official_pipelines_transformers_with_the_s
     assert theirs["special"] == [ours.bos_token_id, ours.eos_token_id, ours.pad_token_id, ours.unk_token_id]
     rope = config.rope_parameters["rope_theta"]
     assert theirs["config"] == ["llama", rope, config.hidden_size, config.vocab_size, "float32"]
+
+
+def test_the_sentencepiece_recipe_loads_under_the_official_pipelines_transformers(tok_dir: Path, texts):
+    sample = [*EDGE_CASES, *texts[:20]]
+    theirs = read_under_transformers_4_51(tok_dir, sample)
+    ours = AutoTokenizer.from_pretrained(tok_dir)
+    assert theirs["ids"] == [ours(text)["input_ids"] for text in sample]

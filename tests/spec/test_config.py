@@ -43,6 +43,12 @@ def test_shipped_configs_are_valid(path):
         (lambda c: c["synth"].update(seed=1.0), "synth.seed: 1.0 is not a whole number"),
         (lambda c: c["synth"]["good"].update(seed=43.0), "synth.good.seed: 43.0 is not a whole number"),
         (lambda c: c["train"].update(compile="yes"), "train.compile: 'yes' is not of type 'boolean'"),
+        (lambda c: c["tokenizer"].update(recipe="wordpiece"), "tokenizer.recipe: 'wordpiece' is not one of"),
+        (lambda c: c["synth"].update(tokens="most"), "synth.tokens: 'most' is not valid"),
+        (
+            lambda c: c["corpus"]["sources"]["gutenberg"].update(max_words_count="commas"),
+            "corpus.sources.gutenberg.max_words_count: 'commas' is not one of",
+        ),
         (lambda c: c["train"].update(betas=[0.9]), "train.betas: [0.9] is too short"),
         (
             lambda c: c["corpus"].update(seed_fraction=1.5),
@@ -97,10 +103,21 @@ def test_schema_rejects_a_bad_value_naming_the_field(edit, message):
         (lambda c: c["models"]["tiny"].update(heads=5), "models.tiny.heads: 5 does not divide hidden"),
         (lambda c: c["models"]["tiny"].update(max_positions=32), "models.tiny.max_positions: 32 is below"),
         (lambda c: c["baseline"].update(giant=[1]), "baseline.giant: no such model in `models`"),
+        (
+            lambda c: c["tokenizer"].update(max_sentences=1000),
+            "tokenizer.max_sentences: the authors' recipe trains on every train document",
+        ),
     ],
 )
 def test_cross_field_rules_name_the_field(edit, message):
     assert message in rejected(edit)
+
+
+def test_every_seed_prompt_is_a_valid_corpus_size():
+    config = copy.deepcopy(DEMO)
+    config["synth"]["tokens"] = "all"
+    config["tokenizer"].update(recipe="sentencepiece", max_sentences=1000)
+    validate_config(config, SCHEMA)
 
 
 def test_every_problem_is_listed_at_once():

@@ -50,7 +50,10 @@ def test_cli_generates_a_corpus_from_two_checkpoints(micro_run, prepared, tmp_pa
     assert manifest["params"]["scoring"]["top_k"] == 50
     stats = read_json(out / "stats.json")
     assert stats["samples"] == 20 and stats["generated_tokens"] == 200
-    assert "cd" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "cd" in card and "# corpus\n" in card and 'load_dataset("path/to/corpus"' in card
+    for path in out.iterdir():  # nothing published names the work directory it was made in
+        assert b".partial" not in path.read_bytes(), path.name
     first = sha256_file(out / "shard-00000.arrow")
     cli_main(argv)  # a rerun keeps finished shards made with the same settings
     assert "kept" in capsys.readouterr().err and sha256_file(out / "shard-00000.arrow") == first
@@ -193,3 +196,14 @@ def refusal_of(argv: list[str], capsys) -> str:
         cli_main(argv)
     assert exit_info.value.code == 2
     return capsys.readouterr().err
+
+
+def test_token_counts_take_suffixes_and_all():
+    from argparse import ArgumentTypeError
+
+    from cdsynth.synth.cli import token_count
+
+    counts = [token_count(text) for text in ("5000", "250k", "1.5M", "all")]
+    assert counts == [5000, 250_000, 1_500_000, "all"]
+    with pytest.raises(ArgumentTypeError, match="must be positive"):
+        token_count("0")

@@ -56,6 +56,34 @@ def test_ngrams_never_cross_a_sample_boundary(tmp_path):
     assert stats["distinct_words"] == {"1": 0.5, "2": 0.5, "3": None}
 
 
+def test_the_authors_diversity_runs_across_rows_and_keeps_the_prompt(tmp_path):
+    """Their score joins the rows' words in order, prompt included: "a b" + "a b a" gives the words
+    a b a b a, whose 2-grams (ab, ba, ab, ba) are 2 distinct of 4, 3-grams 2 of 3, 4-grams 2 of 2."""
+    path = shard(tmp_path / "shard-00000.arrow", [[1, 5], [1, 5, 6]], texts=["a b", "a b a"], prefix=[1, 1])
+    diversity = corpus_statistics([path])["authors_diversity"]
+    assert diversity == {
+        "words": 5,
+        "distinct_2": 0.5,
+        "distinct_3": round(2 / 3, 6),
+        "distinct_4": 1.0,
+        "product": round(0.5 * 2 / 3, 6),
+    }
+
+
+def test_the_authors_diversity_stops_at_100k_words_and_reads_shards_in_order(tmp_path):
+    rows = [" ".join(f"w{(i * 7 + k) % 50}" for k in range(1000)) for i in range(60)]  # 60K words a shard
+    paths = [
+        shard(tmp_path / f"shard-0000{k}.arrow", [[1]] * 60, texts=rows if k == 0 else ["x y " * 500] * 60)
+        for k in range(3)
+    ]
+    diversity = corpus_statistics(paths)["authors_diversity"]
+    words = " ".join(rows).split() + ["x", "y"] * 20_000  # the first 40K words of the second shard
+    assert diversity["words"] == 100_000
+    expected = {n: len(set(zip(*(words[k:] for k in range(n))))) / (100_000 - n + 1) for n in (2, 3, 4)}
+    assert diversity["distinct_2"] == round(expected[2], 6)
+    assert diversity["product"] == round(expected[2] * expected[3] * expected[4], 6)
+
+
 def test_repetition_share_and_longest_repeat(tmp_path):
     stats = stats_of(tmp_path, [[1, 2, 3, 4, 1, 2, 3, 4, 9], [5, 5, 5, 5, 5], [7, 8, 9]])
     # 1/6 and 1/2 (two 5555 windows); the 3-token row has no 4-gram and is left out of that mean.

@@ -209,7 +209,7 @@ def test_dropout_amateur_is_a_noisier_copy_of_good(micro_run, prompts):
 
 
 def test_an_amateur_with_another_tokenizer_is_refused(micro_run, prepared, tmp_path):
-    train_tokenizer(prepared["corpus"] / "train.arrow", tmp_path / "tok", vocab_size=700)
+    train_tokenizer(prepared["corpus"] / "train.arrow", tmp_path / "tok", recipe="authors", vocab_size=700)
     other = AutoTokenizer.from_pretrained(tmp_path / "tok")
     model = build_model(
         {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 64}, other, 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -46,8 +47,11 @@ def test_prompts_are_bos_plus_the_first_real_tokens(prepared):
     tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
     ids, texts = read_prompt_texts(prepared["corpus"] / "seed.arrow")
     prompts = make_prompts(texts, ids, tokenizer, PROTOCOL)
-    assert len(prompts) == PROTOCOL.num_prompts == 10
+    assert len(prompts) == PROTOCOL.prompts_for(len(texts)) == 10
     assert prompts == make_prompts(texts, ids, tokenizer, PROTOCOL)
+    # `tokens: all` continues every prompt, in the same seeded order.
+    every = make_prompts(texts, ids, tokenizer, replace(PROTOCOL, tokens="all"))
+    assert len(every) == len(texts) and every[:10] == prompts
     doc_id, prompt = prompts[0]
     source_text = texts[ids.index(doc_id)]
     assert prompt == [
@@ -161,3 +165,12 @@ def test_prompts_files_a_user_may_give(tmp_path):
     write_arrow(pa.table({"body": ["x"]}), tmp_path / "untitled.arrow")
     with pytest.raises(DataError, match="has no `text` column"):
         read_prompt_texts(tmp_path / "untitled.arrow")
+
+
+def test_every_prompt_needs_at_least_one_prompt_per_shard():
+    from cdsynth.synth.corpus import check_prompt_count
+
+    every = replace(PROTOCOL, tokens="all", shards=4)
+    check_prompt_count(4, every, "seed.arrow")
+    with pytest.raises(DataError, match="seed.arrow: 3 prompt\\(s\\) for 4 shards would leave empty shards"):
+        check_prompt_count(3, every, "seed.arrow")

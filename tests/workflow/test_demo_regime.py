@@ -50,6 +50,7 @@ def regime(request, tmp_path_factory) -> dict:
     train_tokenizer(
         out / "corpus/train.arrow",
         out / "tokenizer",
+        recipe=tokenizer["recipe"],
         vocab_size=tokenizer["vocab_size"],
         max_sentences=tokenizer["max_sentences"],
     )
@@ -78,7 +79,8 @@ def test_good_and_the_early_amateur_sit_at_the_papers_fractions_of_training(regi
 def test_the_synthetic_corpus_is_about_as_large_as_the_real_train_split(regime):
     protocol = protocol_from(regime["config"]["synth"])
     assert 0.7 <= protocol.tokens / regime["real_tokens"] <= 1.3
-    assert protocol.num_prompts <= regime["prompts"], "the seed split holds enough prompts"
+    needed = protocol.prompts_for(regime["prompts"])
+    assert needed <= regime["prompts"], "the seed split holds enough prompts"
 
 
 def test_the_synthetic_share_is_the_papers_and_every_main_row_has_two_seeds_or_more(regime):

@@ -46,22 +46,22 @@ def test_a_plain_dry_run_of_a_fresh_clone_next_to_finished_results_plans_nothing
     ("module", "planned"),
     [
         # A figure: only the tables and the corpora section (which draw it) and the ratio sweeps after them.
-        ("src/cdsynth/report/figures.py", {"table": 4, "ratio_sweep": 1, "corpora": 1}),
+        ("src/cdsynth/report/figures.py", {"table": 4, "ratio_sweep": 1, "corpora": 4}),
         # The corpus statistics: each corpus's description and the corpora section, no mixture run.
-        ("src/cdsynth/synth/stats.py", {"describe_corpus": 20, "corpora": 1}),
+        ("src/cdsynth/synth/stats.py", {"describe_corpus": 20, "corpora": 4}),
         # The CD scoring: every corpus and what is made from it; no baseline run or its evaluation.
         (
             "src/cdsynth/synth/scoring.py",
             {"synth_shard": 400, "synth_manifest": 20, "synth_tokens": 20, "train_mixture": 250,
              "evaluate": 250, "experiment_summary": 25, "table": 4, "ratio_sweep": 1, "describe_corpus": 20,
-             "corpora": 1},
+             "corpora": 4},
         ),
         # The trainer: every run, and so every corpus made from GOOD, and every evaluation after them.
         (
             "src/cdsynth/train/trainer.py",
             {"train_baseline": 11, "synth_shard": 400, "synth_manifest": 20, "synth_tokens": 20,
              "train_mixture": 250, "evaluate": 261, "experiment_summary": 26, "table": 4, "ratio_sweep": 1,
-             "describe_corpus": 20, "corpora": 1},
+             "describe_corpus": 20, "corpora": 4},
         ),
         # The evaluation suite: evaluations and the statistics after them, nothing trained or generated.
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -176,11 +177,32 @@ def test_the_report_holds_the_tables_and_figures(built):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (workdir / "report.html").read_text(errors="replace")
     assert "table_main.csv" in html and "main_gains.png" in html
-    samples = (workdir / "results/corpora/samples.html").read_text()
+    samples = (workdir / "results/corpora/main/samples.html").read_text()
     for name in ("ancestral", CD):
         shard = read_arrow(workdir / SYNTH / name / "shard-00000.arrow").to_pylist()
         assert html_escape(tokenizer_decode(workdir, shard[0])) in samples, name
     assert "Corpora" in html and "samples.html" in html
+
+
+def readme_quick_start() -> list[list[str]]:
+    """The Snakemake commands of the README's quick start, as written there (comments dropped)."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## Quick start", 1)[1].split("```bash\n")[2].split("```", 1)[0]
+    lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    return [shlex.split(line) for line in lines if line.startswith("snakemake ")]
+
+
+def test_the_readme_quick_start_builds_a_table_and_a_report(tmp_path, corpus_dir):
+    """Exactly the README's commands (the table target, then the report), on the micro config."""
+    commands = readme_quick_start()
+    assert [command[-1] for command in commands] == ["results/table_main.csv", "results/report.html"]
+    config = tiny_config(corpus_dir)
+    for command in commands:
+        result = snakemake(tmp_path, config, *command[1:], timeout=900)
+        assert result.returncode == 0, (command, result.stderr[-3000:])
+    html = (tmp_path / "results/report.html").read_text(errors="replace")
+    for item in ("table_main.csv", "main_gains.png", "main_curves.png", "main/samples", "main_corpora.png"):
+        assert item in html, item
 
 
 def test_synthetic_corpora_are_built_with_the_early_amateur(built):

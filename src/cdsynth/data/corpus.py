@@ -26,12 +26,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cdsynth.errors import ConfigError, DataError
-from cdsynth.io import write_arrow, write_json
+from cdsynth.io import read_arrow, write_arrow, write_json
 from cdsynth.spec.sources import FIX_PATHS
 
-FORMATS = ("lines", "paragraphs", "blocks", "stories")
+FORMATS = ("lines", "paragraphs", "blocks", "stories", "table")
+# How `max_words` counts a unit's words: "whitespace" as the `words` column does; "space" as the authors
+# counted TinyStories for their 38M-word cut (`str.split(" ")`: "end.\nNext" is one word, "a  b" three).
+WORD_COUNTS: dict[str, Callable[[str], int]] = {
+    "whitespace": lambda text: len(text.split()),
+    "space": lambda text: len(text.split(" ")),
+}
 UNITS = ("chunks", "documents")
 SPLITS = ("train", "seed", "test")
 EOT = "<|endoftext|>"
@@ -64,18 +71,36 @@ def read_text(path: str | os.PathLike) -> str:
         ) from err
 
 
+def read_table_texts(path: str | os.PathLike) -> list[str]:
+    """The `text` column of a Parquet or Arrow file, one document per row (a Hugging Face dataset's files)."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path) if path.suffix.lower() == ".parquet" else read_arrow(path)
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: file not found. {FIX_PATHS}") from err
+    except (OSError, pa.ArrowException) as err:
+        raise DataError(
+            f"{path}: cannot read it as a Parquet or Arrow table ({err}). `format: table` takes .parquet "
+            "or .arrow files with a `text` column."
+        ) from err
+    if "text" not in table.column_names:
+        raise DataError(
+            f"{path}: has no `text` column (columns: {', '.join(table.column_names)}). `format: table` "
+            "reads one document per row of `text`."
+        )
+    return [text or "" for text in table.column("text").to_pylist()]
+
+
 def split_text(text: str, fmt: str) -> list[str]:
     """Split `text` into the pieces of format `fmt` (a line that is exactly `<|endoftext|>` is never kept).
 
     - "lines": one piece per non-blank line, stripped.
     - "paragraphs": blank-line (or `<|endoftext|>`) separated blocks, wrapped lines joined with spaces.
-    - "blocks": the same blocks with their lines and line breaks kept, as the authors group BabyLM files into
-      documents. A whitespace-only line counts as blank (the authors split only at an empty line).
+    - "blocks": the authors' BabyLM documents (`data/load_datasets.py`): the file's lines with their line
+      breaks, a document ending at a line that is exactly empty (whitespace-only lines stay inside).
     - "stories": `<|endoftext|>`-separated stories (TinyStories .txt), line breaks kept. Blank lines inside a
       story are dropped: the file puts one paragraph per line, so they carry no structure, and the seed
-      cutting only looks at sentence marks that end a line.
-
-    "blocks" and "stories" drop the line break that ends the piece; every other one is kept.
+      cutting only looks at sentence marks that end a line. The line break that ends a story is dropped.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown paragraph format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -83,10 +108,30 @@ def split_text(text: str, fmt: str) -> list[str]:
         return [p for p in (line.strip() for line in text.splitlines()) if p and p != EOT]
     if fmt == "stories":
         return ["\n".join(group) for group in _line_groups(text, lambda s: s == EOT)]
-    groups = _line_groups(text, lambda s: not s or s == EOT)
     if fmt == "blocks":
-        return ["\n".join(group) for group in groups]
+        return _empty_line_documents(text)
+    groups = _line_groups(text, lambda s: not s or s == EOT)
     return [" ".join(line.strip() for line in group) for group in groups]
+
+
+def _empty_line_documents(text: str) -> list[str]:
+    """Lines as a text-mode `readlines()` gives them (split at "\n" only, which they keep), grouped into
+    documents at every line that is exactly "\n"; that line belongs to no document."""
+    lines = text.split("\n")
+    docs: list[str] = []
+    current = ""
+    for k, line in enumerate(lines):
+        if k < len(lines) - 1:
+            line += "\n"
+        if line == "\n":
+            if current:
+                docs.append(current)
+            current = ""
+        else:
+            current += line
+    if current:
+        docs.append(current)
+    return docs
 
 
 def _line_groups(text: str, ends: Callable[[str], bool]) -> Iterator[list[str]]:
@@ -156,17 +201,19 @@ def _norm_key(text: str) -> bytes:
 def _file_units(files: Iterable[Path], fmt: str, units: str, chunk_words: int) -> Iterator[str]:
     # Grouping per file keeps chunks from spanning two files.
     for path in files:
-        pieces = split_text(read_text(path), fmt)
+        pieces = read_table_texts(path) if fmt == "table" else split_text(read_text(path), fmt)
         yield from chunk_paragraphs(pieces, chunk_words) if units == "chunks" else pieces
 
 
-def _train_chunks(files: list[Path], fmt: str, chunk_words: int, max_words: int | None) -> list[str]:
+def _train_chunks(
+    files: list[Path], fmt: str, chunk_words: int, max_words: int | None, count: Callable[[str], int]
+) -> list[str]:
     """Chunks of the train files in order; with `max_words`, the leading chunks whose total fits the cap."""
     chunks: list[str] = []
     total = 0
     for chunk in _file_units(files, fmt, "chunks", chunk_words):
         if max_words is not None:
-            n = len(chunk.split())
+            n = count(chunk)
             if total + n > max_words:
                 break  # later files are never read, which keeps capped demo builds fast
             total += n
@@ -174,18 +221,20 @@ def _train_chunks(files: list[Path], fmt: str, chunk_words: int, max_words: int 
     return chunks
 
 
-def cap_documents(docs: list[str], max_words: int, seed: int) -> list[str]:
+def cap_documents(
+    docs: list[str], max_words: int, seed: int, count: Callable[[str], int] = WORD_COUNTS["whitespace"]
+) -> list[str]:
     """The authors' word cap: HF `shuffle(seed)` of the documents, then the leading ones that fit.
 
     Documents are taken in `default_rng(seed).permutation` order while the running word total stays
-    <= `max_words`, stopping at the first document that would exceed it. Words are whitespace-split as
-    everywhere here, so the cap holds for the `words` column; the authors count `split(" ")`, which sees
-    "end.\\nNext" as one word, so their 38M-word cut holds about 2% more stories.
+    <= `max_words`, stopping at the first document that would exceed it. `count` counts a document's
+    words: whitespace-split by default, so the cap holds for the `words` column; the authors count
+    `split(" ")` (WORD_COUNTS["space"]), which sees "end.\\nNext" as one word.
     """
     kept: list[str] = []
     total = 0
     for i in np.random.default_rng(seed).permutation(len(docs)):
-        n = len(docs[i].split())
+        n = count(docs[i])
         if total + n > max_words:
             break
         kept.append(docs[i])
@@ -273,6 +322,11 @@ def _check_source(name: str, spec: dict) -> None:
         )
     if not spec.get("train"):
         raise ConfigError(f"corpus source {name!r}: 'train' lists no files; add at least one file.")
+    if spec.get("max_words_count", "whitespace") not in WORD_COUNTS:
+        raise ConfigError(
+            f"corpus source {name!r}: max_words_count {spec['max_words_count']!r} is not one of "
+            f"{', '.join(WORD_COUNTS)}."
+        )
     max_words = spec.get("max_words")
     if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int)):
         raise ConfigError(f"corpus source {name!r}: max_words={max_words!r} must be an integer or null.")
@@ -291,6 +345,7 @@ class _Source:
     fmt: str
     units: str
     max_words: int | None
+    max_words_count: str
     train_files: list[Path]
     test_files: list[Path]
 
@@ -301,6 +356,7 @@ class _Source:
             fmt=spec["format"],
             units=spec.get("units", "chunks"),
             max_words=spec.get("max_words"),
+            max_words_count=spec.get("max_words_count", "whitespace"),
             train_files=[Path(p) for p in spec["train"]],
             test_files=[Path(p) for p in spec.get("test") or []],
         )
@@ -314,14 +370,15 @@ def _train_texts(src: _Source, chunk_words: int, split_seed: int) -> tuple[list[
 
     Documents are all read before the cap; chunks stop reading at the cap, so their count is the capped one.
     """
+    count = WORD_COUNTS[src.max_words_count]
     if src.units == "chunks":
-        texts = _train_chunks(src.train_files, src.fmt, chunk_words, src.max_words)
+        texts = _train_chunks(src.train_files, src.fmt, chunk_words, src.max_words, count)
         read = len(texts)
     else:
         texts = list(_file_units(src.train_files, src.fmt, src.units, chunk_words))
         read = len(texts)
         if src.max_words is not None:
-            texts = cap_documents(texts, src.max_words, split_seed)
+            texts = cap_documents(texts, src.max_words, split_seed, count)
     if not texts:
         cap = f" with max_words={src.max_words}" if src.max_words is not None else ""
         raise DataError(
@@ -477,6 +534,7 @@ def _split_source(
         "format": src.fmt,
         "units": src.units,
         "max_words": src.max_words,
+        "max_words_count": src.max_words_count,
         "train_files": [str(p) for p in src.train_files],
         "test_files": [str(p) for p in src.test_files],
         "documents": None

@@ -1,7 +1,14 @@
-"""Train a LLaMA-style SentencePiece BPE tokenizer and export it as a Hugging Face fast tokenizer.
+"""Train the corpus tokenizer and export it as a Hugging Face fast tokenizer, by one of two recipes.
 
-The exported `tokenizers` pipeline reproduces `sentencepiece` encoding id for id, so the training code
-(which uses the fast tokenizer for speed) sees exactly what the SentencePiece model defines.
+- "authors": the paper's (their `tokenizer/train_tokenizer.py`): `tokenizers.SentencePieceBPETokenizer()`
+  with its defaults (NFKC, Metaspace, BPE with `<unk>` and no byte fallback) trained on the text of every
+  train document as stored, special tokens `<unk> <s> </s> <pad>` as ids 0-3; BOS added, EOS not.
+- "sentencepiece": the `sentencepiece` library's BPE with byte fallback (no `<unk>`), digit splitting and
+  identity normalization, trained on the documents' lines; its `tokenizers` export reproduces
+  `sentencepiece` encoding id for id, and `tokenizer.model` is kept beside it.
+
+Either way the directory loads with `AutoTokenizer` (transformers 4.51 and 5.x) and holds `stats.json`:
+tokens per word and the `<unk>` rate over the train split.
 """
 
 from __future__ import annotations
@@ -13,22 +20,25 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import sentencepiece as spm
-from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
+from tokenizers import AddedToken, SentencePieceBPETokenizer, Tokenizer, decoders, normalizers, processors
 from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast
 
 from cdsynth.errors import DataError
-from cdsynth.io import atomic_path, read_arrow, sha256_file
+from cdsynth.io import atomic_path, read_arrow, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
+RECIPES = ("authors", "sentencepiece")
 UNK, BOS, EOS, PAD = "<unk>", "<s>", "</s>", "<pad>"
 UNK_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
 SPM_FILE = "tokenizer.model"
 HF_FILE = "tokenizer.json"
+STATS_FILE = "stats.json"
 _SPACE = "\u2581"  # SentencePiece's visible-space marker "▁"
 
 
@@ -36,28 +46,101 @@ def train_tokenizer(
     corpus_arrow: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
+    recipe: str,
     vocab_size: int,
     max_sentences: int | None = None,
     seed: int = 42,
     threads: int = 1,
-) -> None:
-    """Train a SentencePiece BPE model on the corpus `text` column and write it plus its HF export."""
+) -> dict[str, Any]:
+    """Train a tokenizer by `recipe` on the corpus `text` column; write it, its HF export and its
+    statistics to `out_dir` (atomically) and return the statistics.
+
+    `max_sentences`, `seed` and `threads` are the sentencepiece recipe's (its input sampling); the
+    authors' recipe trains on every document, deterministically.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown tokenizer recipe {recipe!r}; use one of {', '.join(RECIPES)}")
     table = read_arrow(corpus_arrow)
     if "text" not in table.column_names or table.num_rows == 0:
         raise DataError(f"{corpus_arrow}: no `text` rows to train a tokenizer on. Rebuild the corpus split.")
+    texts = table.column("text")
     start = time.perf_counter()
+    model = None
     try:
-        model = _train_spm(table.column("text"), vocab_size, max_sentences, seed, threads)
-    except (
-        RuntimeError
-    ) as err:  # sentencepiece reports bad settings, e.g. a vocab larger than the text allows
+        if recipe == "authors":
+            tokenizer = _train_authors(texts, vocab_size)
+        else:
+            model = _train_spm(texts, vocab_size, max_sentences, seed, threads)
+            tokenizer = _to_hf(model)
+    except RuntimeError as err:  # a library refusing its settings, e.g. a vocab larger than the text allows
         raise DataError(
-            f"{corpus_arrow}: SentencePiece training failed ({err}). Lower vocab_size or add text."
+            f"{corpus_arrow}: tokenizer training failed ({err}). Lower vocab_size or add text."
         ) from err
-    log.info("trained %d-piece SentencePiece BPE in %.1f s", vocab_size, time.perf_counter() - start)
+    log.info("trained a %d-token %s tokenizer in %.1f s", vocab_size, recipe, time.perf_counter() - start)
+    stats = {"recipe": recipe, "vocab_size": len(tokenizer), **tokenizer_statistics(tokenizer, texts)}
     with atomic_path(out_dir, directory=True) as tmp:
-        save_tokenizer(_to_hf(model), tmp)
-        (tmp / SPM_FILE).write_bytes(model)
+        save_tokenizer(tokenizer, tmp)
+        if model is not None:
+            (tmp / SPM_FILE).write_bytes(model)
+        write_json(stats, tmp / STATS_FILE)
+    return stats
+
+
+def tokenizer_statistics(tokenizer: PreTrainedTokenizerFast, texts: pa.ChunkedArray) -> dict[str, Any]:
+    """Tokens per whitespace-separated word and the share of `<unk>` tokens, over every document (no BOS)."""
+    words = tokens = unknown = 0
+    for chunk in texts.chunks:
+        for start in range(0, len(chunk), 1024):
+            batch = [text or "" for text in chunk[start : start + 1024].to_pylist()]
+            words += sum(len(text.split()) for text in batch)
+            for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+                tokens += len(ids)
+                unknown += ids.count(UNK_ID)
+    return {
+        "documents": len(texts),
+        "words": words,
+        "tokens": tokens,
+        "tokens_per_word": round(tokens / words, 4) if words else None,
+        "unk_tokens": unknown,
+        "unk_rate": round(unknown / tokens, 8) if tokens else None,
+    }
+
+
+def _train_authors(texts: pa.ChunkedArray, vocab_size: int) -> PreTrainedTokenizerFast:
+    """The authors' recipe: their trainer with its defaults, on every document as stored."""
+    trainer = SentencePieceBPETokenizer()
+    trainer.train_from_iterator(
+        _documents(texts), vocab_size=vocab_size, show_progress=False, special_tokens=[UNK, BOS, EOS, PAD]
+    )
+    if trainer.get_vocab_size() < vocab_size:
+        # Their trainer stops early without a word; a smaller vocabulary than the config says is refused.
+        raise RuntimeError(f"the text gives only {trainer.get_vocab_size()} tokens, not {vocab_size}")
+    return _wrap(Tokenizer.from_str(trainer.to_str()))
+
+
+def _documents(texts: pa.ChunkedArray) -> Iterator[str]:
+    for chunk in texts.chunks:
+        yield from (text or "" for text in chunk.to_pylist())
+
+
+def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """The fast tokenizer both recipes export: BOS added as LLaMA's `update_post_processor` adds it, EOS
+    left to the packing code, right padding."""
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS}:0 $A:0", pair=f"{BOS}:0 $A:0 {BOS}:1 $B:1", special_tokens=[(BOS, BOS_ID)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        pad_token=PAD,
+        add_bos_token=True,
+        add_eos_token=False,
+        padding_side="right",
+        # Literal "<s>" or "</s>" in corpus text is text, never a control id.
+        split_special_tokens=True,
+    )
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | os.PathLike) -> None:
@@ -162,20 +245,5 @@ def _to_hf(model: bytes) -> PreTrainedTokenizerFast:
     tok.decoder = decoders.Sequence(
         [decoders.Replace(_SPACE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
-    # EOS is appended by the packing code, so only BOS is added here.
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS}:0 $A:0", pair=f"{BOS}:0 $A:0 {BOS}:1 $B:1", special_tokens=[(BOS, BOS_ID)]
-    )
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (UNK, BOS, EOS, PAD)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=BOS,
-        eos_token=EOS,
-        unk_token=UNK,
-        pad_token=PAD,
-        add_bos_token=True,
-        add_eos_token=False,
-        padding_side="right",
-        # Literal "<s>" or "</s>" in corpus text is text, as it is for SentencePiece; never a control id.
-        split_special_tokens=True,
-    )
+    return _wrap(tok)

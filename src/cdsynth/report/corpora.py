@@ -31,6 +31,7 @@ COLUMNS = {
     "vocabulary coverage": ("vocab_coverage",),
     "8-grams copied from the real train split": ("copy_rate_reference",),
     "8-grams copied from the own prompt": ("copy_rate_prompt",),
+    "diversity (the authors' score)": ("authors_diversity", "product"),
 }
 # The figure's panels: shares in [0, 1] that tell the methods apart.
 FIGURE_COLUMNS = [

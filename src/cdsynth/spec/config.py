@@ -65,6 +65,12 @@ def cross_field_errors(config: dict[str, Any]) -> list[str]:
                 f"models.{name}.max_positions: {arch['max_positions']} is below "
                 f"shards.block_size ({config['shards']['block_size']})"
             )
+    tokenizer = config["tokenizer"]
+    if tokenizer["recipe"] == "authors" and tokenizer["max_sentences"] is not None:
+        problems.append(
+            "tokenizer.max_sentences: the authors' recipe trains on every train document; set it to null "
+            "(or use recipe: sentencepiece, whose training samples lines)"
+        )
     for name in config["baseline"]:
         if name not in config["models"]:
             known = ", ".join(sorted(config["models"]))

@@ -13,19 +13,22 @@ from typing import Any
 from cdsynth.errors import ConfigError
 
 DTYPES = ("float32", "bfloat16")
+ALL = "all"  # `tokens`: continue every prompt
 
 
 @dataclass(frozen=True)
 class Protocol:
     """How prompts are made and continued; the defaults are the paper's.
 
-    `prefix_tokens` counts the real tokens after BOS: the authors tokenize seeds with `max_length=20`
-    including BOS, which is BOS + 19 (0 leaves BOS alone: unconditional samples). `dtype` is the
-    generation precision ("float32": fp32 weights with TF32 matmuls on GPU, as the authors generated;
-    "bfloat16"). `batch_size` is rows decoded together, or "auto": 64 on CPU, as many as fit on CUDA.
+    `tokens` is the corpus size in new tokens, or "all": every prompt of the seed split, as the authors
+    continue every one. `prefix_tokens` counts the real tokens after BOS: the authors tokenize seeds with
+    `max_length=20` including BOS, which is BOS + 19 (0 leaves BOS alone: unconditional samples).
+    `dtype` is the generation precision ("float32": fp32 weights with TF32 matmuls on GPU, as the
+    authors generated; "bfloat16"). `batch_size` is rows decoded together, or "auto": 64 on CPU, as many
+    as fit on CUDA.
     """
 
-    tokens: int = 100_000_000
+    tokens: int | str = 100_000_000
     prefix_tokens: int = 19
     continuations: int = 8
     new_tokens: int = 400
@@ -46,7 +49,7 @@ class Protocol:
         lines = []
         for field in fields(self):
             value, least = getattr(self, field.name), MINIMA.get(field.name)
-            if least is None or (field.name == "batch_size" and value == "auto"):
+            if least is None or (field.name, value) in (("batch_size", "auto"), ("tokens", ALL)):
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 lines.append(f"{field.name}: {value!r} must be a whole number")
@@ -54,16 +57,20 @@ class Protocol:
                 lines.append(f"{field.name}: {value} must be >= {least}")
         if self.dtype not in DTYPES:
             lines.append(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
-        if not lines and self.shards > self.num_prompts:
+        if not lines and self.tokens != ALL and self.shards > self.prompts_for(self.shards):
+            prompts = self.prompts_for(self.shards)
             lines.append(
-                f"shards: {self.shards} shards for {self.num_prompts} prompt(s) would leave empty shards "
-                f"({self.tokens:,} tokens = {self.num_prompts} prompts x {self.continuations} continuations "
-                f"x {self.new_tokens} tokens); use at most {self.num_prompts} shards"
+                f"shards: {self.shards} shards for {prompts} prompt(s) would leave empty shards "
+                f"({self.tokens:,} tokens = {prompts} prompts x {self.continuations} continuations "
+                f"x {self.new_tokens} tokens); use at most {prompts} shards"
             )
         return lines
 
-    @property
-    def num_prompts(self) -> int:
+    def prompts_for(self, available: int) -> int:
+        """Prompts the corpus continues, given `available` ones: all of them with `tokens: all`, else as
+        many as the token budget needs (which may be more than there are)."""
+        if self.tokens == ALL:
+            return available
         return math.ceil(self.tokens / (self.continuations * self.new_tokens))
 
     @property

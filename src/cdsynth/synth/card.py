@@ -65,8 +65,12 @@ STAT_NOTES = {
     "vocab_coverage": "share of the vocabulary used",
     "copy_rate_reference": "n-gram overlap with the reference corpus",
     "copy_rate_prompt": "n-gram overlap with each sample's own prompt document",
+    "authors_diversity": "the authors' diversity score: distinct-2 x -3 x -4 of the first 100K words",
 }
-STAT_PARTS = {"repetition": ["repeated_4gram_share", "longest_repeat_mean", "longest_repeat_max"]}
+STAT_PARTS = {
+    "repetition": ["repeated_4gram_share", "longest_repeat_mean", "longest_repeat_max"],
+    "authors_diversity": ["product", "distinct_2", "distinct_3", "distinct_4", "words"],
+}
 METHOD_NAMES = {
     "ancestral": "ancestral sampling",
     "vhead": "V-head sampling",
@@ -378,13 +382,17 @@ def recorded_models(corpus_dir: Path, manifest: dict[str, Any]) -> tuple[str | N
     return expert, amateur
 
 
-def write_card(corpus_dir: str | os.PathLike, stats: dict[str, Any] | None = None) -> Path:
+def write_card(
+    corpus_dir: str | os.PathLike, stats: dict[str, Any] | None = None, name: str | None = None
+) -> Path:
     """Write `corpus_dir/README.md` atomically; an identical card is left untouched (its mtime too), so a
-    rerun does not make downstream rules or a Hub upload see a change."""
+    rerun does not make downstream rules or a Hub upload see a change. `name`: the published directory's
+    name, when `corpus_dir` is a work directory (default: its own name)."""
     corpus_dir = Path(corpus_dir)
     manifest = read_manifest(corpus_dir)
     expert, amateur = recorded_models(corpus_dir, manifest)
-    text = dataset_card(manifest, stats, name=corpus_dir.resolve().name, expert=expert, amateur=amateur)
+    name = name or corpus_dir.resolve().name
+    text = dataset_card(manifest, stats, name=name, expert=expert, amateur=amateur)
     path = corpus_dir / CARD_NAME
     if path.is_file() and path.read_bytes() == text.encode("utf-8"):
         return path

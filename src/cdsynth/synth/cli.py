@@ -12,7 +12,7 @@ from cdsynth.checkpoints import require_model_dir
 from cdsynth.errors import CdsynthError, ConfigError
 from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
-from cdsynth.spec.protocol import DTYPES, Protocol
+from cdsynth.spec.protocol import ALL, DTYPES, Protocol
 from cdsynth.spec.synthesis import BACKENDS, METHODS, Scoring
 from cdsynth.synth.corpus import (
     check_prompt_count,
@@ -29,9 +29,11 @@ SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
 POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
-def token_count(text: str) -> int:
-    """'1M' -> 1000000, '250k' -> 250000, '5000' -> 5000."""
+def token_count(text: str) -> int | str:
+    """'1M' -> 1000000, '250k' -> 250000, '5000' -> 5000; 'all' (every prompt) stays 'all'."""
     value = text.strip().lower().replace("_", "").replace(",", "")
+    if value == ALL:
+        return ALL
     scale = SUFFIXES.get(value[-1:], 1)
     number = value[:-1] if scale > 1 else value
     try:
@@ -100,7 +102,10 @@ def generate_parser(commands) -> None:
         help="a text file (one prompt per line) or a corpus split .arrow with a `text` column",
     )
     protocol.add_argument(
-        "--tokens", type=token_count, default="1M", help="new tokens to generate, e.g. 250k, 1M"
+        "--tokens",
+        type=token_count,
+        default="1M",
+        help="new tokens to generate, e.g. 250k, 1M, or all: every prompt",
     )
     protocol.add_argument(
         "--prefix-tokens",
@@ -257,7 +262,7 @@ def run_generate(args: argparse.Namespace) -> None:
             tensor_parallel=args.tensor_parallel,
         )
     manifest = write_manifest([str(work / name) for name in names], work / "manifest.json", params)
-    describe_corpus(work, args.expert, args.reference)
+    describe_corpus(work, args.expert, args.reference, name=args.out.resolve().name)
     job.publish([*names, "manifest.json", "stats.json", "README.md", KEY_FILE])
     print(f"wrote {manifest['totals']['new_tokens']:,} new tokens in {len(names)} shard(s) to {args.out}")
 

@@ -70,13 +70,19 @@ def read_prompt_texts(path: str | os.PathLike) -> tuple[list[str], list[str]]:
 
 
 def check_prompt_count(count: int, protocol: Protocol, path: str | os.PathLike) -> None:
-    """The protocol needs `num_prompts` distinct prompts; refuse before any model is loaded."""
-    if protocol.num_prompts > count:
+    """The protocol's prompts must exist, one shard at least each; refuse before any model is loaded."""
+    needed = protocol.prompts_for(count)
+    if needed > count:
         raise DataError(
-            f"{path}: {protocol.tokens:,} tokens need {protocol.num_prompts:,} prompts "
+            f"{path}: {protocol.tokens:,} tokens need {needed:,} prompts "
             f"({protocol.continuations} continuations x {protocol.new_tokens} tokens each), but it has "
             f"only {count:,}. Lower the token budget, raise continuations, or give more prompts "
             "(corpus.seed_fraction)."
+        )
+    if protocol.shards > needed:
+        raise DataError(
+            f"{path}: {needed:,} prompt(s) for {protocol.shards} shards would leave empty shards; use at "
+            f"most {needed} shards"
         )
 
 
@@ -85,7 +91,8 @@ def make_prompts(
 ) -> list[tuple[str, list[int]]]:
     """The corpus's prompts in order: shuffled (prompt_seed), BOS + the first `prefix_tokens` tokens."""
     check_prompt_count(len(texts), protocol, "the prompts")
-    order = np.random.default_rng(protocol.prompt_seed).permutation(len(texts))[: protocol.num_prompts]
+    order = np.random.default_rng(protocol.prompt_seed).permutation(len(texts))
+    order = order[: protocol.prompts_for(len(texts))]
     chosen = [texts[i] for i in order]
     encoded = tokenizer(chosen, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id

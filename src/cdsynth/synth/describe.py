@@ -34,12 +34,14 @@ def describe_corpus(
     corpus_dir: str | os.PathLike,
     tokenizer_dir: str | os.PathLike | None = None,
     reference: str | os.PathLike | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Write `stats.json` and, for a corpus with a manifest, `README.md` into `corpus_dir`; return the stats.
 
     `tokenizer_dir` (the expert's, or the workflow's tokenizer) gives BOS/EOS, the vocabulary and each
     sample's prompt text; `reference` is a corpus split (.arrow with `text`), whose word 8-grams the copy
-    rate is measured against.
+    rate is measured against. `name` is the directory the corpus is published as, when it is described
+    in a work directory of another name (default: `corpus_dir`'s own).
     """
     corpus_dir = Path(corpus_dir)
     tokenizer = None if tokenizer_dir is None else AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -54,7 +56,7 @@ def describe_corpus(
     )
     write_json(stats, corpus_dir / "stats.json")
     if (corpus_dir / "manifest.json").is_file():
-        write_card(corpus_dir, stats)
+        write_card(corpus_dir, stats, name)
     return stats
 
 

@@ -30,6 +30,10 @@ BATCH_ROWS = 1024
 COPY_N = 8
 DISTINCT_ORDERS = (1, 2, 3)
 REPEAT_N = 4
+# The authors' diversity score (`evals/diversity_score.py`): the product of distinct-2, -3 and -4 over the
+# first 100K words of the corpus's text.
+AUTHORS_DIVERSITY_WORDS = 100_000
+AUTHORS_DIVERSITY_ORDERS = (2, 3, 4)
 
 _U64 = np.uint64
 _MIX1, _MIX2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
@@ -382,6 +386,29 @@ class _WordTally:
         }
 
 
+class _AuthorsDiversity:
+    """The authors' diversity score: the first `AUTHORS_DIVERSITY_WORDS` whitespace words of the `text`
+    column in corpus order (prompt included, as their saved text has it), n-grams running across rows."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+
+    def add(self, texts: pa.Array) -> None:
+        for text in texts.to_pylist():
+            if len(self.words) >= AUTHORS_DIVERSITY_WORDS:
+                return
+            self.words.extend((text or "").split())
+
+    def result(self) -> dict[str, Any]:
+        words = self.words[:AUTHORS_DIVERSITY_WORDS]
+        ratios = {}
+        for n in AUTHORS_DIVERSITY_ORDERS:
+            grams = list(zip(*(words[k:] for k in range(n))))
+            ratios[f"distinct_{n}"] = len(set(grams)) / len(grams) if grams else 1.0
+        product = round(float(np.prod(list(ratios.values()))), 6)
+        return {"words": len(words), **{k: round(v, 6) for k, v in ratios.items()}, "product": product}
+
+
 # ------------------------------------------------------------------------------------------ corpus
 
 
@@ -467,12 +494,17 @@ def corpus_statistics(
       text / all generated word 8-grams, pooled (None without `prompt_texts`). `prompt_texts` is called
       once per row with the row as a dict of its columns (input_ids as a list); None counts as "".
 
+    `authors_diversity`: the authors' diversity score, so a corpus compares with theirs: over the first
+    100,000 whitespace words of `text` in corpus order (shards, then rows; the prompt kept, n-grams running
+    across rows), distinct n-grams / n-grams for n = 2, 3, 4 (1.0 where there is none) and their product.
+
     Ratios with a zero denominator are None; floats are rounded to 6 decimals. Hashing makes n-gram counts
     exact up to 64-bit collisions (in-row repeats: 54-bit), negligible at any corpus size.
     """
     reference = None if reference_texts is None else reference_ngrams(reference_texts)
     words = _WordTally(reference)
     tokens = _TokenTally(bos_id, eos_id)
+    diversity = _AuthorsDiversity()
     samples, with_ids = 0, None
     for path in shard_paths:
         table = read_arrow(path)
@@ -485,8 +517,14 @@ def corpus_statistics(
                 tokens.add(ids, lengths)
             prompts = None if prompt_texts is None else [prompt_texts(row) for row in batch.to_pylist()]
             words.add(batch.column("text"), _prefix_lengths(batch), prompts)
+            diversity.add(batch.column("text"))
         del table
     token_stats = tokens.result(vocab_size)
     if not with_ids:
         token_stats = dict.fromkeys(token_stats)
-    return {"samples": samples, **token_stats, **words.result(prompt_texts is not None)}
+    return {
+        "samples": samples,
+        **token_stats,
+        **words.result(prompt_texts is not None),
+        "authors_diversity": diversity.result(),
+    }

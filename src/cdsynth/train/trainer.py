@@ -75,6 +75,7 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr_ratio: float = 0.0
     warmup_steps: int = 150
+    warmup_from_zero: bool = False  # True: Hugging Face's schedule (the authors'), the first update at lr 0
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = 1.0  # None: no clipping, as in the authors' training script
@@ -116,9 +117,14 @@ def setup_distributed() -> tuple[Dist, torch.device]:
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine decay to `min_lr_ratio` of the peak at the last step."""
+    """Linear warmup, then cosine decay to `min_lr_ratio` of the peak at the last step.
+
+    Step `step` (0-based) of the warm-up trains at (step + 1) / warmup_steps of the peak, or, with
+    `warmup_from_zero`, at step / warmup_steps as Hugging Face's `get_cosine_schedule_with_warmup` does
+    (so the first update has lr 0).
+    """
     if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
+        return (step + (0 if cfg.warmup_from_zero else 1)) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
