@@ -674,7 +674,7 @@ def suite_counts(eval_data: str | None) -> tuple[dict[str, int], str]:
     """Sequences per task: counted from the BabyLM data directory if given, else `SUITE`'s."""
     if eval_data is None:
         return {task: count for task, (count, _, _) in SUITE.items()}, "SUITE constant"
-    from cdsynth.eval.tasks import load_items, load_reading
+    from cdsynth.eval.items import load_items, load_reading
 
     counts = {
         task: sum(len(item.candidates) for item in load_items(eval_data, task))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from cdsynth.report.stats import TASK_LABELS
+from cdsynth.report.statistics import TASK_LABELS
 from cdsynth.report.tables import read_table
 from cdsynth.spec.experiments import experiments_of
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from cdsynth.synth.corpus import Protocol, make_prompts, read_prompt_texts
+from cdsynth.synth.generation import Protocol, make_prompts, read_prompt_texts
 from cdsynth.synth.engine import Decoder, TorchEngine
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_tokens

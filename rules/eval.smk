@@ -4,7 +4,7 @@
 # One job per run, not per checkpoint: the paper grid would otherwise have 4,176 evaluation jobs, and
 # Snakemake's DAG work on them made an up-to-date `snakemake -n` several times slower (bench/RESULTS.md).
 
-from cdsynth.spec.tasks import check_data_dir
+from cdsynth.spec.eval_data import check_data_dir
 
 # A missing task directory stops the workflow here, naming it.
 check_data_dir(config["eval"]["data_dir"])

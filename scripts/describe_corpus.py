@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from cdsynth.jobs import run_job
-from cdsynth.synth.describe import describe_corpus
+from cdsynth.describe.description import describe_corpus
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

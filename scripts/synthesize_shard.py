@@ -7,7 +7,7 @@ from cdsynth.checkpoints import best_checkpoint
 from cdsynth.jobs import run_job
 from cdsynth.spec.protocol import protocol_from
 from cdsynth.spec.synthesis import Scoring
-from cdsynth.synth.corpus import synthesize_shards
+from cdsynth.synth.generation import synthesize_shards
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 params = smk.params.synth

@@ -119,7 +119,7 @@ def micro_run(prepared, tmp_path_factory) -> Path:
 def synthetic_corpus(micro_run, prepared, tmp_path_factory) -> Path:
     """A real ancestral corpus from the micro GOOD: 2 shards, 40 samples of 21 + 24 tokens."""
     from cdsynth.spec.protocol import Protocol
-    from cdsynth.synth.corpus import synthesize_shards
+    from cdsynth.synth.generation import synthesize_shards
     from cdsynth.synth.manifest import write_manifest
     from cdsynth.synth.scoring import Scoring
 

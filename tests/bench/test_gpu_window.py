@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench/gpu_window.py"
 NEEDED = (
     "gpu_window, engine_before, cdsynth.synth.engine, cdsynth.synth.scoring, cdsynth.train.models, "
-    "cdsynth.eval.lm_scoring, cdsynth.eval.tasks"
+    "cdsynth.eval.lm_scoring, cdsynth.eval.items"
 )
 ABSENT_THERE = {"datasets", "snakemake", "jsonschema", "matplotlib", "pyarrow", "pandas"}
 

@@ -28,9 +28,9 @@ from cdsynth.eval.suite import (
     reading_task,
     word_surprisals,
 )
-from cdsynth.eval.tasks import load_items, load_reading
+from cdsynth.eval.items import load_items, load_reading
 from cdsynth.io import read_json
-from cdsynth.report.stats import TASK_LABELS
+from cdsynth.report.statistics import TASK_LABELS
 from cdsynth.report.summaries import summarize_experiment
 from cdsynth.resumable import work_path
 from cdsynth.train.models import build_model

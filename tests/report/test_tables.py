@@ -10,7 +10,7 @@ import pytest
 
 from cdsynth.errors import DataError
 from cdsynth.io import write_json
-from cdsynth.report.stats import DEFAULT_TABLE_TASKS, PAPER_GAIN_TASKS, TASK_LABELS
+from cdsynth.report.statistics import DEFAULT_TABLE_TASKS, PAPER_GAIN_TASKS, TASK_LABELS
 from cdsynth.report.tables import columns, make_table, markdown, read_table, table_rows
 
 SAMPLES = 100

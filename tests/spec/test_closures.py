@@ -27,7 +27,7 @@ STAGES = {
     "train_model.py": {"spec", "data", "train"},
     "synthesize_shard.py": {"spec", "synth"},
     "write_manifest.py": {"synth"},
-    "describe_corpus.py": {"spec", "synth"},
+    "describe_corpus.py": {"spec", "synth", "describe"},
     "build_synthetic_shards.py": {"data", "synth"},
     "evaluate_run.py": {"spec", "eval"},
     "summarize_experiment.py": {"spec", "eval", "report"},

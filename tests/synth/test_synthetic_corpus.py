@@ -15,7 +15,7 @@ from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, read_json, sha256_file, write_arrow
 from cdsynth.spec.protocol import Protocol, protocol_from
 from cdsynth.spec.synthesis import Scoring
-from cdsynth.synth.corpus import make_prompts, read_prompt_texts, synthesize_shards
+from cdsynth.synth.generation import make_prompts, read_prompt_texts, synthesize_shards
 from cdsynth.synth.manifest import shard_metadata, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,7 +168,7 @@ def test_prompts_files_a_user_may_give(tmp_path):
 
 
 def test_every_prompt_needs_at_least_one_prompt_per_shard():
-    from cdsynth.synth.corpus import check_prompt_count
+    from cdsynth.synth.generation import check_prompt_count
 
     every = replace(PROTOCOL, tokens="all", shards=4)
     check_prompt_count(4, every, "seed.arrow")

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer
 from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.spec.protocol import Protocol
 from cdsynth.synth.cli import main as cli_main
-from cdsynth.synth.corpus import read_prompt_texts, synthesize_shards
+from cdsynth.synth.generation import read_prompt_texts, synthesize_shards
 from cdsynth.synth.engine import generate
 from cdsynth.synth.manifest import shard_metadata
 from cdsynth.synth.pair import load_decoder
@@ -33,7 +33,7 @@ from cdsynth.synth.vllm_backend import CPU_ENVIRONMENT, VllmEngine  # noqa: E402
 
 CPU = torch.device("cpu")
 TORCH_ONLY = (
-    "import sys, cdsynth.synth.cli, cdsynth.synth.corpus, cdsynth.synth.pair; "
+    "import sys, cdsynth.synth.cli, cdsynth.synth.generation, cdsynth.synth.pair; "
     "assert 'vllm' not in sys.modules"
 )
 NEW_TOKENS = 40

@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from cdsynth.errors import DataError
-from cdsynth.eval.tasks import load_reading
+from cdsynth.eval.items import load_reading
 from cdsynth.io import atomic_path, read_json, write_json
 from cdsynth.report.bootstrap import task_replicates
-from cdsynth.report.stats import TASK_LABELS, mean_max
+from cdsynth.report.statistics import TASK_LABELS, mean_max
 
 
 def read_scores(eval_dirs: dict[int, dict[int, str]]) -> dict[int, dict[int, dict[str, float]]]:

@@ -19,7 +19,7 @@ import numpy as np
 from cdsynth.errors import DataError
 from cdsynth.io import atomic_path
 from cdsynth.report.figures import plot_curves, plot_gains
-from cdsynth.report.stats import (
+from cdsynth.report.statistics import (
     DEFAULT_TABLE_TASKS,
     PAPER_GAIN_TASKS,
     TASK_LABELS,

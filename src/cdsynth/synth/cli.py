@@ -14,14 +14,14 @@ from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.protocol import ALL, DTYPES, Protocol
 from cdsynth.spec.synthesis import BACKENDS, METHODS, Scoring
-from cdsynth.synth.corpus import (
+from cdsynth.synth.generation import (
     check_prompt_count,
     describe_amateur,
     read_prompt_texts,
     resolve_device,
     synthesize_shards,
 )
-from cdsynth.synth.describe import describe_corpus
+from cdsynth.describe.description import describe_corpus
 from cdsynth.synth.manifest import write_manifest
 
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}

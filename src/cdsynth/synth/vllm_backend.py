@@ -215,7 +215,7 @@ class VllmEngine:
     def continue_prompts(
         self, prompts: list[list[int]], new_tokens: int, seed: int, progress: Callable[[int], object]
     ) -> list[list[int]]:
-        """The shard contract of `cdsynth.synth.corpus.ShardEngine`: row i samples with
+        """The shard contract of `cdsynth.synth.generation.ShardEngine`: row i samples with
         `request_seeds(seed)[i]`."""
         seeds = request_seeds(seed, len(prompts))
         chunk = CHUNK_BATCHES * self.max_num_seqs

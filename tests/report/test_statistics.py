@@ -15,7 +15,7 @@ from cdsynth.report.bootstrap import (
     perplexity_replicates,
     task_replicates,
 )
-from cdsynth.report.stats import PAPER_GAIN_TASKS, mean_max, paired_test, relative_gain
+from cdsynth.report.statistics import PAPER_GAIN_TASKS, mean_max, paired_test, relative_gain
 
 
 def test_mean_max_takes_each_seeds_best_checkpoint_then_averages():

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cdsynth.errors import DataError
-from cdsynth.spec.tasks import task_dir
+from cdsynth.spec.eval_data import task_dir
 
 # The strings pandas' `read_csv` reads as missing by default; the official pipeline reads the reading data
 # with pandas, so a field spelled like one of them is missing there, whatever its column.

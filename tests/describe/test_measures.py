@@ -16,7 +16,7 @@ import pytest
 from cdsynth.errors import DataError
 from cdsynth.io import write_arrow
 from cdsynth.synth.manifest import SHARD_SCHEMA
-from cdsynth.synth.stats import corpus_statistics, reference_ngrams
+from cdsynth.describe.measures import corpus_statistics, reference_ngrams
 
 BOS, EOS = 1, 2
 
@@ -227,7 +227,7 @@ def test_token_statistics_match_a_naive_implementation(tmp_path):
 REFERENCE = ["the quick brown fox jumps over the lazy dog again and again", "lorem ipsum dolor sit amet"]
 DETERMINISM = """
 import json, sys
-from cdsynth.synth.stats import corpus_statistics, reference_ngrams
+from cdsynth.describe.measures import corpus_statistics, reference_ngrams
 reference = json.loads(sys.argv[2])
 stats = corpus_statistics(
     [sys.argv[1]], bos_id=1, eos_id=2, vocab_size=50, reference_texts=reference,

@@ -5,14 +5,12 @@ one batch's numpy arrays plus the corpus-wide sets of distinct n-gram hashes (8 
 never every row as Python lists. Only numpy and pyarrow are used: the statistics of a 100M-token corpus
 need no tokenizer and no model.
 
-Everything is deterministic across processes: a word's identity is the first 8 bytes of its blake2b digest
-(not Python's salted `hash()`), and n-grams are hashed with fixed 64-bit mixing (splitmix64) and fixed
-polynomial hashes, so `reference_ngrams` gives the same array in every run and on every machine.
+Everything is deterministic across processes (`cdsynth.describe.hashing`), so `reference_ngrams` gives the
+same array in every run and on every machine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,10 +19,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cdsynth.describe.hashing import (
+    U64,
+    DistinctSet,
+    WindowHashes,
+    longest_repeats,
+    ngram_keys,
+    positions,
+    repeats_per_row,
+    word_ids,
+)
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow
 
-# Rows per record batch: the per-sample sort keys keep the row in their top 10 bits (`_ROW_SHIFT`).
+# Rows per record batch: the per-sample sort keys keep the row in their top 10 bits (`hashing.ROW_SHIFT`).
 BATCH_ROWS = 1024
 # Word n-grams whose copying is measured (a verbatim span of 8 words is rarely a coincidence).
 COPY_N = 8
@@ -35,80 +43,6 @@ REPEAT_N = 4
 AUTHORS_DIVERSITY_WORDS = 100_000
 AUTHORS_DIVERSITY_ORDERS = (2, 3, 4)
 
-_U64 = np.uint64
-_MIX1, _MIX2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
-_GOLDEN = 0x9E3779B97F4A7C15
-# Two polynomial hashes, mod a 31-bit and a 23-bit prime: a window's key (h1 * P2 + h2) fits 54 bits,
-# leaving 10 for the row in the batch; two different windows share a key with probability ~2**-54.
-_P1, _B1 = 2_147_483_647, 911_382_323
-_P2, _B2 = 8_388_593, 5_237_777
-_ROW_SHIFT = _U64(54)
-
-
-# ---------------------------------------------------------------------------------------------- hashing
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a fixed bijection of uint64 that spreads every input bit over the output."""
-    x = x ^ (x >> _U64(30))
-    x *= _MIX1
-    x ^= x >> _U64(27)
-    x *= _MIX2
-    x ^= x >> _U64(31)
-    return x
-
-
-def _positions(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, position within its row) of every element of rows of `lengths` laid end to end."""
-    rows = np.repeat(np.arange(len(lengths)), lengths)
-    starts = np.cumsum(lengths) - lengths
-    return rows, np.arange(len(rows)) - starts[rows]
-
-
-def _ngram_keys(values: np.ndarray, lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(64-bit key, row) of every n-gram lying wholly inside one row, in order.
-
-    `values` are the uint64 items of rows of `lengths` laid end to end; an n-gram never spans two rows.
-    For n = 1 the key is the item itself, so distinct keys are exactly distinct items.
-    """
-    count = len(values) - n + 1
-    if count <= 0:
-        return np.empty(0, _U64), np.empty(0, np.int64)
-    rows, local = _positions(lengths)
-    valid = local[:count] + n <= lengths[rows[:count]]
-    if n == 1:
-        keys = values.copy()
-    else:
-        keys = _mix(values[:count] ^ _U64((_GOLDEN * n) & 0xFFFFFFFFFFFFFFFF))
-        for k in range(1, n):
-            keys = _mix(keys ^ values[k : k + count])
-    return keys[valid], rows[:count][valid]
-
-
-def _blake_words(words: list[str]) -> np.ndarray:
-    """The uint64 identity of each word: the first 8 bytes of its blake2b digest (the same in any process)."""
-    digests = b"".join(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest() for w in words)
-    return np.frombuffer(digests, dtype="<u8").astype(_U64)
-
-
-def _words(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(uint64 word ids laid end to end, words per text) of the whitespace words of `texts`.
-
-    Words are what `str.split()` gives (runs of Unicode whitespace separate them; pyarrow's splitter, which
-    leaves empty words at the ends, is filtered to the same); a null text has none. Each batch hashes only
-    its distinct words, so no dictionary grows with the corpus.
-    """
-    split = pc.utf8_split_whitespace(pc.fill_null(texts, ""))
-    per_text = pc.list_value_length(split).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = pc.list_flatten(split)
-    if len(flat) == 0:
-        return np.empty(0, _U64), np.zeros(len(texts), np.int64)
-    encoded = pc.dictionary_encode(flat)
-    ids = _blake_words(encoded.dictionary.to_pylist())[encoded.indices.to_numpy(zero_copy_only=False)]
-    keep = pc.greater(pc.binary_length(flat), 0).to_numpy(zero_copy_only=False)
-    rows, _ = _positions(per_text)
-    return ids[keep], np.bincount(rows[keep], minlength=len(texts)).astype(np.int64)
-
 
 def reference_ngrams(texts: Iterable[str], n: int = COPY_N) -> np.ndarray:
     """Sorted unique uint64 hashes of the word n-grams of `texts` (n-grams never span two texts).
@@ -116,123 +50,16 @@ def reference_ngrams(texts: Iterable[str], n: int = COPY_N) -> np.ndarray:
     The same hashing as `corpus_statistics` uses for its copy rates, and the same in every process, so the
     array can be saved and compared later.
     """
-    distinct = _DistinctSet()
+    distinct = DistinctSet()
     batch: list[str] = []
     for text in texts:
         batch.append(text)
         if len(batch) == BATCH_ROWS:
-            distinct.add(_ngram_keys(*_words(pa.array(batch, pa.string())), n)[0])
+            distinct.add(ngram_keys(*word_ids(pa.array(batch, pa.string())), n)[0])
             batch = []
     if batch:
-        distinct.add(_ngram_keys(*_words(pa.array(batch, pa.string())), n)[0])
+        distinct.add(ngram_keys(*word_ids(pa.array(batch, pa.string())), n)[0])
     return distinct.values()
-
-
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """np.unique by sorting: numpy 2's hash-table unique is many times slower on random uint64 keys."""
-    ordered = np.sort(keys)
-    keep = np.ones(len(ordered), bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
-
-
-class _DistinctSet:
-    """A growing set of uint64 keys, merged lazily (sorting once per doubling keeps the cost n log n)."""
-
-    def __init__(self) -> None:
-        self._merged = np.empty(0, _U64)
-        self._pending: list[np.ndarray] = []
-        self._pending_size = 0
-
-    def add(self, keys: np.ndarray) -> None:
-        unique = _sorted_unique(keys)
-        self._pending.append(unique)
-        self._pending_size += len(unique)
-        if self._pending_size > max(len(self._merged), 1 << 20):
-            self._merge()
-
-    def _merge(self) -> None:
-        if self._pending:
-            self._merged = _sorted_unique(np.concatenate([self._merged, *self._pending]))
-            self._pending, self._pending_size = [], 0
-
-    def values(self) -> np.ndarray:
-        self._merge()
-        return self._merged
-
-    def __len__(self) -> int:
-        return len(self.values())
-
-
-# ---------------------------------------------------------------------------------- per-sample repeats
-
-
-def _powers(base: int, modulus: int, count: int) -> np.ndarray:
-    """base**k % modulus for k < count, built from two short Python loops and one outer product."""
-    block = 1024
-    small = np.array([pow(base, k, modulus) for k in range(block)], _U64)
-    step = pow(base, block, modulus)
-    large = np.array([pow(step, k, modulus) for k in range(-(-count // block))], _U64)
-    return ((large[:, None] * small[None, :]) % _U64(modulus)).ravel()[:count]
-
-
-class _WindowHashes:
-    """Keys of arbitrary windows of a batch's ids: two polynomial hashes from prefix sums.
-
-    A window [i, i + L) hashes to sum_j v[j] B**j over it, shifted by B**(T - i) so that equal contents give
-    equal keys wherever they start; any window's key then costs a few vector operations.
-    """
-
-    def __init__(self, values: np.ndarray) -> None:
-        self._total = len(values)
-        self._tables = []
-        for modulus, base in ((_P1, _B1), (_P2, _B2)):
-            p = _U64(modulus)
-            powers = _powers(base, modulus, self._total + 1)
-            prefix = np.zeros(self._total + 1, _U64)
-            np.cumsum((values % p) * powers[:-1] % p, out=prefix[1:])
-            self._tables.append((p, powers, prefix % p))
-
-    def keys(self, starts: np.ndarray, length: np.ndarray | int) -> np.ndarray:
-        """54-bit keys of the windows [starts, starts + length)."""
-        parts = []
-        for p, powers, prefix in self._tables:
-            window = (prefix[starts + length] + p - prefix[starts]) % p
-            parts.append(window * powers[self._total - starts] % p)
-        return parts[0] * _U64(_P2) + parts[1]
-
-
-def _repeats_per_row(keys: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
-    """Per row, how many of its keys repeat an earlier key of the same row (count minus distinct)."""
-    tagged = np.sort(keys | (rows.astype(_U64) << _ROW_SHIFT))
-    dup = tagged[1:] == tagged[:-1]
-    return np.bincount((tagged[1:][dup] >> _ROW_SHIFT).astype(np.int64), minlength=n_rows)
-
-
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each c in `counts`, laid end to end."""
-    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-
-
-def _longest_repeats(hashes: _WindowHashes, lengths: np.ndarray) -> np.ndarray:
-    """Per row, the longest span of ids that occurs at least twice in the row (overlapping allowed).
-
-    A repeat of length L contains one of every shorter length, so each row's answer is searched by
-    galloping then bisection, all rows at once: one sort of the windows of every still-open row per step.
-    """
-    offsets = np.cumsum(lengths) - lengths
-    low = np.zeros(len(lengths), np.int64)
-    high = np.maximum(lengths - 1, 0)
-    while (active := np.flatnonzero(low < high)).size:
-        # Gallop (1, 2, 4, ...) before bisecting: most rows' longest repeat is short.
-        mid = np.minimum((low[active] + high[active] + 1) // 2, np.maximum(2 * low[active], 1))
-        counts = lengths[active] - mid + 1
-        starts = np.repeat(offsets[active], counts) + _ranges(counts)
-        keys = hashes.keys(starts, np.repeat(mid, counts))
-        found = _repeats_per_row(keys, np.repeat(np.arange(len(active)), counts), len(active)) > 0
-        low[active] = np.where(found, mid, low[active])
-        high[active] = np.where(found, high[active], mid - 1)
-    return low
 
 
 # ---------------------------------------------------------------------------------------- tallies
@@ -246,12 +73,12 @@ class _NgramTally:
     """Distinct / total n-grams of orders 1..3 over the whole corpus."""
 
     def __init__(self) -> None:
-        self.sets = {n: _DistinctSet() for n in DISTINCT_ORDERS}
+        self.sets = {n: DistinctSet() for n in DISTINCT_ORDERS}
         self.totals = dict.fromkeys(DISTINCT_ORDERS, 0)
 
     def add(self, values: np.ndarray, lengths: np.ndarray) -> None:
         for n in DISTINCT_ORDERS:
-            keys, _ = _ngram_keys(values, lengths, n)
+            keys, _ = ngram_keys(values, lengths, n)
             self.sets[n].add(keys)
             self.totals[n] += len(keys)
 
@@ -270,7 +97,7 @@ class _TokenTally:
         self.longest_sum, self.longest_max = 0, 0
 
     def add(self, ids: np.ndarray, lengths: np.ndarray) -> None:
-        values = ids.astype(_U64)
+        values = ids.astype(U64)
         self.samples += len(lengths)
         self.tokens += int(lengths.sum())
         self.ngrams.add(values, lengths)
@@ -278,15 +105,15 @@ class _TokenTally:
         self._add_boundaries(ids, lengths)
 
     def _add_repetition(self, values: np.ndarray, lengths: np.ndarray) -> None:
-        hashes = _WindowHashes(values)
-        rows, local = _positions(lengths)
+        hashes = WindowHashes(values)
+        rows, local = positions(lengths)
         first = np.flatnonzero(local + REPEAT_N <= lengths[rows])
         grams = np.bincount(rows[first], minlength=len(lengths))
-        repeats = _repeats_per_row(hashes.keys(first, REPEAT_N), rows[first], len(lengths))
+        repeats = repeats_per_row(hashes.keys(first, REPEAT_N), rows[first], len(lengths))
         has = grams > 0
         self.share_sum += float((repeats[has] / grams[has]).sum())
         self.share_samples += int(has.sum())
-        longest = _longest_repeats(hashes, lengths)
+        longest = longest_repeats(hashes, lengths)
         self.longest_sum += int(longest.sum())
         self.longest_max = max(self.longest_max, int(longest.max(initial=0)))
 
@@ -295,7 +122,7 @@ class _TokenTally:
         self.bos += int((ids == self.bos_id).sum()) if self.bos_id is not None else 0
         self.eos += int((ids == self.eos_id).sum()) if self.eos_id is not None else 0
         boundary = np.isin(ids, marks)
-        _, local = _positions(lengths)
+        _, local = positions(lengths)
         after_boundary = local == 0
         after_boundary[1:] |= boundary[:-1]
         self.documents += int((~boundary & after_boundary).sum())
@@ -322,7 +149,7 @@ def _common_prefix(
     words: np.ndarray, lengths: np.ndarray, prompt: np.ndarray, prompt_lengths: np.ndarray
 ) -> np.ndarray:
     """Per row, how many leading words of the row equal the leading words of its prompt."""
-    rows, local = _positions(lengths)
+    rows, local = positions(lengths)
     prompt_starts = np.cumsum(prompt_lengths) - prompt_lengths
     inside = local < prompt_lengths[rows]
     same = np.zeros(len(words), bool)
@@ -358,21 +185,21 @@ class _WordTally:
         self.prompt_found = self.prompt_total = 0
 
     def add(self, texts: pa.Array, prefix_len: np.ndarray, prompts: list[str] | None) -> None:
-        words, lengths = _words(texts)
+        words, lengths = word_ids(texts)
         if prompts is not None:
-            prompt, prompt_lengths = _words(pa.array([p or "" for p in prompts], pa.string()))
+            prompt, prompt_lengths = word_ids(pa.array([p or "" for p in prompts], pa.string()))
             shared = _common_prefix(words, lengths, prompt, prompt_lengths)
             shared[prefix_len <= 0] = 0
-            rows, local = _positions(lengths)
+            rows, local = positions(lengths)
             words, lengths = words[local >= shared[rows]], lengths - shared
         self.ngrams.add(words, lengths)
-        keys, rows = _ngram_keys(words, lengths, COPY_N)
+        keys, rows = ngram_keys(words, lengths, COPY_N)
         if self.reference is not None and len(self.reference):
             at = np.minimum(np.searchsorted(self.reference, keys), len(self.reference) - 1)
             self.reference_found += int((self.reference[at] == keys).sum())
         self.reference_total += len(keys)
         if prompts is not None:
-            wanted, wanted_rows = _ngram_keys(prompt, prompt_lengths, COPY_N)
+            wanted, wanted_rows = ngram_keys(prompt, prompt_lengths, COPY_N)
             self.prompt_found += _pairs_found(keys, rows, wanted, wanted_rows)
             self.prompt_total += len(keys)
 
@@ -418,7 +245,7 @@ def _generated_ids(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
     lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.int64)
     prefix = np.clip(_prefix_lengths(batch), 0, lengths)
-    rows, local = _positions(lengths)
+    rows, local = positions(lengths)
     return flat[local >= prefix[rows]], lengths - prefix
 
 

@@ -51,7 +51,7 @@ COLUMNS = [
     ("continuation", "int32", "which of the prompt's continuations this is (0-based)"),
     ("prefix_len", "int32", "how many leading `input_ids` are the prompt (0 when the prefix is dropped)"),
 ]
-# The statistics in the order and words of `cdsynth.synth.stats.corpus_statistics`; other keys follow.
+# The statistics in the order and words of `cdsynth.describe.measures.corpus_statistics`; other keys follow.
 STAT_NOTES = {
     "samples": "rows",
     "generated_tokens": "new tokens generated",

@@ -13,10 +13,10 @@ from typing import Any
 
 from transformers import AutoTokenizer
 
+from cdsynth.describe.card import write_card
+from cdsynth.describe.measures import corpus_statistics
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, read_json, write_json
-from cdsynth.synth.card import write_card
-from cdsynth.synth.stats import corpus_statistics
 
 
 def shard_paths(corpus_dir: Path) -> list[Path]:
