@@ -16,8 +16,8 @@ import argparse
 
 import torch
 
-from cdsynth.synth.generation import Protocol, make_prompts, read_prompt_texts
 from cdsynth.synth.engine import generate, left_pad
+from cdsynth.synth.generation import Protocol, make_prompts, read_prompt_texts
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_token_scores
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from cdsynth.synth.generation import Protocol, make_prompts, read_prompt_texts
 from cdsynth.synth.engine import Decoder, TorchEngine
+from cdsynth.synth.generation import Protocol, make_prompts, read_prompt_texts
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_tokens
 from cdsynth.train.models import build_model

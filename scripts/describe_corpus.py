@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from cdsynth.jobs import run_job
 from cdsynth.describe.description import describe_corpus
+from cdsynth.jobs import run_job
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 run_job(

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from cdsynth.describe.card import dataset_card, size_category, write_card
 from cdsynth.errors import DataError
 from cdsynth.io import read_json, write_arrow
 from cdsynth.spec.synthesis import Scoring
-from cdsynth.describe.card import dataset_card, size_category, write_card
 from cdsynth.synth.manifest import SHARD_SCHEMA, write_manifest
 
 COLUMNS = ["input_ids", "text", "prompt_id", "continuation", "prefix_len"]

@@ -13,10 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from cdsynth.describe.measures import corpus_statistics, reference_ngrams
 from cdsynth.errors import DataError
 from cdsynth.io import write_arrow
 from cdsynth.synth.manifest import SHARD_SCHEMA
-from cdsynth.describe.measures import corpus_statistics, reference_ngrams
 
 BOS, EOS = 1, 2
 

@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from cdsynth.checkpoints import load_causal_lm
 from cdsynth.errors import DataError
+from cdsynth.eval.items import load_items, load_reading
 from cdsynth.eval.lm_scoring import completion_logprobs, encode_candidates, position_limit
 from cdsynth.eval.metrics import aggregate, reading_table
 from cdsynth.eval.suite import (
@@ -28,7 +29,6 @@ from cdsynth.eval.suite import (
     reading_task,
     word_surprisals,
 )
-from cdsynth.eval.items import load_items, load_reading
 from cdsynth.io import read_json
 from cdsynth.report.statistics import TASK_LABELS
 from cdsynth.report.summaries import summarize_experiment

@@ -21,8 +21,8 @@ from transformers import AutoTokenizer
 from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.spec.protocol import Protocol
 from cdsynth.synth.cli import main as cli_main
-from cdsynth.synth.generation import read_prompt_texts, synthesize_shards
 from cdsynth.synth.engine import generate
+from cdsynth.synth.generation import read_prompt_texts, synthesize_shards
 from cdsynth.synth.manifest import shard_metadata
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring, next_token_scores

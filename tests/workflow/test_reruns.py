@@ -49,7 +49,10 @@ def test_a_plain_dry_run_of_a_fresh_clone_next_to_finished_results_plans_nothing
         ("src/cdsynth/report/figures.py", {"table": 4, "ratio_sweep": 1, "corpora": 4}),
         # The corpus statistics: each corpus's description, the corpora sections and the tables that take
         # them in (so that a table target builds its section), no mixture run.
-        ("src/cdsynth/describe/measures.py", {"describe_corpus": 20, "corpora": 4, "table": 4, "ratio_sweep": 1}),
+        (
+            "src/cdsynth/describe/measures.py",
+            {"describe_corpus": 20, "corpora": 4, "table": 4, "ratio_sweep": 1},
+        ),
         # The CD scoring: every corpus and what is made from it; no baseline run or its evaluation.
         (
             "src/cdsynth/synth/scoring.py",

@@ -26,9 +26,9 @@ from transformers import AutoTokenizer
 
 from cdsynth.checkpoints import load_causal_lm
 from cdsynth.errors import DataError
+from cdsynth.eval.items import load_items, load_reading, subsample
 from cdsynth.eval.lm_scoring import completion_logprobs, document_nlls, next_token_logprobs
 from cdsynth.eval.metrics import CHOICE_TASKS, aggregate, reading_scores, reading_table, spearman
-from cdsynth.eval.items import load_items, load_reading, subsample
 from cdsynth.io import atomic_path, read_arrow, sha256_file, write_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.eval_data import check_data_dir

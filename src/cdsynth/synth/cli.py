@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from cdsynth.checkpoints import require_model_dir
+from cdsynth.describe.description import describe_corpus
 from cdsynth.errors import CdsynthError, ConfigError
 from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
@@ -21,7 +22,6 @@ from cdsynth.synth.generation import (
     resolve_device,
     synthesize_shards,
 )
-from cdsynth.describe.description import describe_corpus
 from cdsynth.synth.manifest import write_manifest
 
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
