@@ -45,12 +45,15 @@ def child(spec: dict) -> None:
     """One setting, in a process whose environment already holds it: a JSON line per phase."""
     import torch
 
-    from cdsynth.train.trainer import TrainConfig, load_data, optimizer_step, start_run
+    from cdsynth.spec.training import TrainSettings
+    from cdsynth.train.trainer import load_data, optimizer_step, start_run
 
     running = torch.get_num_threads()  # torch caps OMP_NUM_THREADS at the CPU count
     assert running == spec["threads"], f"torch runs {running} threads, not {spec['threads']}"
     data = spec["data"]
-    cfg = TrainConfig(**spec["train"], steps=10**6, threads=spec["threads"])
+    recipe = dict(spec["train"])
+    arch, seed = recipe.pop("arch"), recipe.pop("seed")
+    cfg = TrainSettings.of(recipe, arch, seed, steps=10**6, threads=spec["threads"])
     batches, _, ids = load_data(cfg, data["train"], data["test"], data["tokenizer"])
     run = start_run(cfg, ids, data["tokenizer"], Path(data["tokenizer"]).parent / "unused")
     step = 0
@@ -157,11 +160,10 @@ def main() -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     spec = {
         "train": {
+            **config["train"],
             "arch": config["models"]["tiny"],
+            "seed": 42,
             "block_size": config["shards"]["block_size"],
-            "batch_size": config["train"]["batch_size"],
-            "micro_batch_size": config["train"]["micro_batch_size"],
-            "packing": config["train"]["packing"],
         },
         "steps": args.steps,
         "warmup": args.warmup,

@@ -266,11 +266,12 @@ def build_lm(s: Settings, seed: int, dtype: str):
     import torch
     from transformers import LlamaForCausalLM
 
+    from cdsynth.spec.training import Architecture
     from cdsynth.train.models import llama_config
 
     torch.manual_seed(seed)
     with torch.device(s.device):
-        model = LlamaForCausalLM(llama_config(s.arch, VocabOnly(s.vocab)))
+        model = LlamaForCausalLM(llama_config(Architecture(**s.arch), VocabOnly(s.vocab)))
     return model.to(getattr(torch, dtype))
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from cdsynth.spec.training import Architecture
 from cdsynth.synth.engine import Decoder, TorchEngine
 from cdsynth.synth.generation import Protocol, make_prompts, read_prompt_texts
 from cdsynth.synth.pair import load_decoder
@@ -32,8 +33,8 @@ from cdsynth.synth.scoring import Scoring, next_tokens
 from cdsynth.train.models import build_model
 
 # --random-pair: about the paper's base/tiny ratio at a size a CPU decodes in seconds
-RANDOM_EXPERT = {"layers": 8, "hidden": 512, "heads": 8, "intermediate": 2048, "max_positions": 512}
-RANDOM_AMATEUR = {"layers": 4, "hidden": 256, "heads": 4, "intermediate": 1024, "max_positions": 512}
+RANDOM_EXPERT = Architecture(layers=8, hidden=512, heads=8, intermediate=2048, max_positions=512)
+RANDOM_AMATEUR = Architecture(layers=4, hidden=256, heads=4, intermediate=1024, max_positions=512)
 
 
 def paper_scores(expert_logits: torch.Tensor, amateur_logits: torch.Tensor, alpha=0.1, penalty=-20.0):

@@ -4,7 +4,10 @@
 # One job per run, not per checkpoint: the paper grid would otherwise have 4,176 evaluation jobs, and
 # Snakemake's DAG work on them made an up-to-date `snakemake -n` several times slower (bench/RESULTS.md).
 
+from dataclasses import asdict
+
 from cdsynth.spec.eval_data import check_data_dir
+from cdsynth.spec.evaluation import Evaluation
 
 # A missing task directory stops the workflow here, naming it.
 check_data_dir(config["eval"]["data_dir"])
@@ -34,11 +37,6 @@ rule evaluate:
     params:
         code=code_of("evaluate_run.py"),
         steps=EVALUATED_STEPS,
-        data_dir=config["eval"]["data_dir"],
-        max_items=config["eval"]["max_items_per_task"],
-        batch_size=config["eval"]["batch_size"],
-        window=config["eval"]["window"] or config["shards"]["block_size"],
-        reading_predictor=config["eval"]["reading_predictor"],
-        dtype=config["eval"]["dtype"],
+        evaluation=asdict(Evaluation.of(config["eval"], config["shards"]["block_size"])),
     script:
         "../scripts/evaluate_run.py"

@@ -93,15 +93,13 @@ def prepared(tmp_path_factory, corpus_dir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def micro_run(prepared, tmp_path_factory) -> Path:
     """A micro LLaMA trained 40 steps on the prepared shards: step20 (the BAD amateur) and step40 (GOOD)."""
-    from helpers import MICRO_ARCH
+    from helpers import micro_settings
 
-    from cdsynth.train.trainer import TrainConfig, train
+    from cdsynth.train.trainer import train
 
     out = tmp_path_factory.mktemp("micro_run")
-    cfg = TrainConfig(
-        arch=MICRO_ARCH,
+    cfg = micro_settings(
         seed=3,
-        block_size=32,
         steps=40,
         batch_size=8,
         micro_batch_size=8,
@@ -109,7 +107,6 @@ def micro_run(prepared, tmp_path_factory) -> Path:
         warmup_steps=4,
         save_every=20,
         eval_blocks=16,
-        threads=1,
     )
     train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)
     return out

@@ -16,8 +16,28 @@ import yaml
 
 from cdsynth.io import sha256_file, write_arrow
 from cdsynth.resumable import work_path
+from cdsynth.spec.training import Architecture, TrainSettings
 
 MICRO_ARCH = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "max_positions": 64}
+MICRO = Architecture(**MICRO_ARCH)
+# The recipe fields the tests' micro runs share (the settings have no defaults for what a config sets).
+MICRO_RECIPE = {
+    "block_size": 32,
+    "packing": "shuffled",
+    "min_lr_ratio": 0.0,
+    "warmup_from_zero": False,
+    "weight_decay": 0.1,
+    "betas": (0.9, 0.999),
+    "grad_clip": 1.0,
+    "compile": False,
+    "threads": 1,
+}
+
+
+def micro_settings(seed: int, arch: dict | Architecture = MICRO, **values) -> TrainSettings:
+    """A micro run's settings: `MICRO_RECIPE` with the test's own values."""
+    return TrainSettings.of(MICRO_RECIPE | values, arch, seed)
+
 
 VOCAB = 2000
 # (file under corpus/, words taken): stories, old books with curly quotes and runs of spaces, and

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import MICRO_ARCH
+from helpers import MICRO
 
 from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.eval import lm_scoring
@@ -55,7 +55,7 @@ def test_token_batches_stay_within_the_budget_longest_first():
 @pytest.mark.parametrize("batch_size", [1, 3, 1000])
 def test_batched_logprobs_equal_one_sequence_at_a_time(tokenizer, sequences, batch_size, monkeypatch):
     """Any budget, padding and chunking of the log-softmax (float64 model: no float32 rounding to hide)."""
-    model = build_model(MICRO_ARCH, tokenizer, seed=0).double().eval()
+    model = build_model(MICRO, tokenizer, seed=0).double().eval()
     ids, wanted = sequences
     reference = one_at_a_time(model, ids, wanted)
     monkeypatch.setattr(lm_scoring, "LOGIT_ROWS", 5)  # several chunks per batch
@@ -68,7 +68,7 @@ def test_batched_logprobs_equal_one_sequence_at_a_time(tokenizer, sequences, bat
 
 
 def test_float32_model_logprobs_match_to_float32_rounding(tokenizer, sequences):
-    model = build_model(MICRO_ARCH, tokenizer, seed=0).eval()
+    model = build_model(MICRO, tokenizer, seed=0).eval()
     ids, wanted = sequences
     for ours, theirs in zip(token_logprobs(model, ids, wanted, 4), one_at_a_time(model, ids, wanted)):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import MICRO_ARCH
+from helpers import MICRO
 from scipy.stats import spearmanr
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -33,6 +33,7 @@ from cdsynth.io import read_json
 from cdsynth.report.statistics import TASK_LABELS
 from cdsynth.report.summaries import summarize_experiment
 from cdsynth.resumable import work_path
+from cdsynth.spec.evaluation import Evaluation
 from cdsynth.train.models import build_model
 
 CPU = torch.device("cpu")
@@ -47,15 +48,8 @@ def eval_data(shared_data):
 @pytest.fixture(scope="module")
 def evaluated(micro_run, prepared, eval_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    scores = evaluate_checkpoint(
-        micro_run / "step40",
-        eval_data,
-        prepared["corpus"] / "test.arrow",
-        out,
-        max_items=ITEMS,
-        batch_size=32,
-        window=32,
-    )
+    settings = Evaluation(str(eval_data), max_items_per_task=ITEMS, batch_size=32, window=32)
+    scores = evaluate_checkpoint(micro_run / "step40", prepared["corpus"] / "test.arrow", out, settings)
     return scores, pq.read_table(out / "predictions.parquet").to_pandas(), out
 
 
@@ -384,18 +378,11 @@ def test_perplexity_is_exp_of_the_mean_token_nll(evaluated, model_and_tokenizer,
 
 def test_an_untrained_model_is_near_chance_on_blimp(prepared, eval_data, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(prepared["tokenizer"])
-    model = build_model(MICRO_ARCH, tokenizer, seed=0)
+    model = build_model(MICRO, tokenizer, seed=0)
     model.save_pretrained(tmp_path / "random")
     tokenizer.save_pretrained(tmp_path / "random")
-    scores = evaluate_checkpoint(
-        tmp_path / "random",
-        eval_data,
-        prepared["corpus"] / "test.arrow",
-        tmp_path,
-        max_items=15,
-        batch_size=64,
-        window=32,
-    )
+    settings = Evaluation(str(eval_data), max_items_per_task=15, batch_size=64, window=32)
+    scores = evaluate_checkpoint(tmp_path / "random", prepared["corpus"] / "test.arrow", tmp_path, settings)
     assert 40 < scores["scores"]["blimp"] < 60
     assert scores["scores"]["perplexity"] > len(tokenizer) * 0.5
 
@@ -403,14 +390,17 @@ def test_an_untrained_model_is_near_chance_on_blimp(prepared, eval_data, tmp_pat
 def test_a_missing_task_directory_is_named(micro_run, prepared, tmp_path):
     with pytest.raises(DataError, match=str(tmp_path / "blimp_filtered")):
         evaluate_checkpoint(
-            micro_run / "step40", tmp_path, prepared["corpus"] / "test.arrow", tmp_path / "out"
+            micro_run / "step40",
+            prepared["corpus"] / "test.arrow",
+            tmp_path / "out",
+            Evaluation(str(tmp_path)),
         )
 
 
 def evaluate_micro_run(micro_run, prepared, eval_data, out, **settings) -> None:
     test = prepared["corpus"] / "test.arrow"
-    settings = {"max_items": ITEMS} | settings
-    evaluate_run(micro_run, [20, 40], eval_data, test, out, batch_size=32, window=32, **settings)
+    settings = {"max_items_per_task": ITEMS, "batch_size": 32, "window": 32} | settings
+    evaluate_run(micro_run, [20, 40], test, out, Evaluation(str(eval_data), **settings))
 
 
 @pytest.fixture(scope="module")
@@ -423,7 +413,9 @@ def evaluated_run(micro_run, prepared, eval_data, tmp_path_factory):
 def test_a_run_is_evaluated_checkpoint_by_checkpoint(evaluated_run, evaluated):
     assert sorted(p.name for p in evaluated_run.iterdir()) == ["job.json", "step20", "step40"]
     assert read_json(evaluated_run / "step40/scores.json")["scores"] == evaluated[0]["scores"]
-    assert read_json(evaluated_run / "job.json")["max_items"] == ITEMS, "what the evaluation was made from"
+    assert read_json(evaluated_run / "job.json")["max_items_per_task"] == ITEMS, (
+        "what the evaluation was made from"
+    )
     assert not work_path(evaluated_run).exists()
 
 
@@ -442,19 +434,20 @@ def test_an_experiment_summary_has_both_wug_metrics(evaluated_run, eval_data, tm
 def test_a_missing_checkpoint_is_named_before_any_evaluation(micro_run, prepared, eval_data, tmp_path):
     test = prepared["corpus"] / "test.arrow"
     with pytest.raises(DataError, match="no step60. Train the run first"):
-        evaluate_run(micro_run, [20, 60], eval_data, test, tmp_path / "seed3")
+        evaluate_run(micro_run, [20, 60], test, tmp_path / "seed3", Evaluation(str(eval_data)))
     assert not work_path(tmp_path / "seed3").exists()
 
 
 KILLED_EVALUATION = """
 import sys
 from cdsynth.eval.suite import evaluate_run
+from cdsynth.spec.evaluation import Evaluation
 run, test, data, out = sys.argv[1:]
-evaluate_run(run, [20, 40], data, test, out, max_items=4, batch_size=32, window=32)
+evaluate_run(run, [20, 40], test, out, Evaluation(data, max_items_per_task=4, batch_size=32, window=32))
 """
 
 
-@pytest.mark.parametrize("changed", [{"max_items": ITEMS + 1}, {"reading_predictor": "joint"}])
+@pytest.mark.parametrize("changed", [{"max_items_per_task": ITEMS + 1}, {"reading_predictor": "joint"}])
 def test_a_killed_evaluation_redone_with_other_settings_starts_over(
     micro_run, prepared, eval_data, tmp_path, capfd, changed
 ):
@@ -471,8 +464,11 @@ def test_a_killed_evaluation_redone_with_other_settings_starts_over(
     assert finished.exists() and not out.exists(), "the evaluation must be killed midway"
     evaluate_micro_run(micro_run, prepared, eval_data, out, **changed)
     assert "discarding" in capfd.readouterr().err
-    expected = {"max_items": ITEMS, "reading_predictor": "official"} | changed
+    expected = {"max_items_per_task": ITEMS, "reading_predictor": "official"} | changed
     for step in ("step20", "step40"):
         scores = read_json(out / step / "scores.json")
-        used = {"max_items": scores["max_items_per_task"], "reading_predictor": scores["reading_predictor"]}
+        used = {
+            "max_items_per_task": scores["max_items_per_task"],
+            "reading_predictor": scores["reading_predictor"],
+        }
         assert used == expected

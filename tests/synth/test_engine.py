@@ -10,6 +10,7 @@ from transformers import AutoTokenizer
 from cdsynth.checkpoints import load_causal_lm
 from cdsynth.data.tokenizer import train_tokenizer
 from cdsynth.errors import DataError
+from cdsynth.spec.training import Architecture
 from cdsynth.synth import engine as engine_module
 from cdsynth.synth.dropout import load_dropout_amateur
 from cdsynth.synth.engine import LivePrefixCache, TorchEngine, batch_shape, forward_last, generate, left_pad
@@ -212,7 +213,7 @@ def test_an_amateur_with_another_tokenizer_is_refused(micro_run, prepared, tmp_p
     train_tokenizer(prepared["corpus"] / "train.arrow", tmp_path / "tok", recipe="authors", vocab_size=700)
     other = AutoTokenizer.from_pretrained(tmp_path / "tok")
     model = build_model(
-        {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 64}, other, 0
+        Architecture(layers=1, hidden=32, heads=2, intermediate=64, max_positions=64), other, 0
     )
     model.save_pretrained(tmp_path / "other")
     other.save_pretrained(tmp_path / "other")

@@ -49,12 +49,14 @@ PAIRS = {
 @pytest.fixture(scope="module")
 def small_amateur(prepared, tmp_path_factory):
     """A narrower model (width 48, head size 48; the expert has 64 and 32) briefly trained, same tokenizer."""
-    from cdsynth.train.trainer import TrainConfig, train
+    from helpers import micro_settings
+
+    from cdsynth.train.trainer import train
 
     out = tmp_path_factory.mktemp("small_amateur")
     arch = {"layers": 1, "hidden": 48, "heads": 1, "intermediate": 96, "max_positions": 64}
-    cfg = TrainConfig(arch=arch, seed=5, block_size=32, steps=20, batch_size=8, micro_batch_size=8, lr=3e-3,
-                      warmup_steps=2, save_every=20, eval_blocks=8, threads=1)  # fmt: skip
+    cfg = micro_settings(5, arch, steps=20, batch_size=8, micro_batch_size=8, lr=3e-3, warmup_steps=2,
+                         save_every=20, eval_blocks=8)  # fmt: skip
     train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)
     return out / "step20"
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import csv
 
 import pytest
-from helpers import MICRO_ARCH, kill_and_resume, weights
+from helpers import kill_and_resume, micro_settings, weights
 
 from cdsynth.errors import ConfigError
 from cdsynth.spec.mixture import Mixture
+from cdsynth.spec.training import TrainSettings
 from cdsynth.synth.tokens import build_synthetic_shards
-from cdsynth.train.trainer import TrainConfig, train
+from cdsynth.train.trainer import train
 
 
-def mixture_config(**overrides) -> TrainConfig:
+def mixture_config(**overrides) -> TrainSettings:
     values = dict(
-        arch=MICRO_ARCH,
         seed=4,
-        block_size=32,
         steps=20,
         batch_size=8,
         micro_batch_size=4,
@@ -25,10 +24,9 @@ def mixture_config(**overrides) -> TrainConfig:
         warmup_steps=2,
         save_every=10,
         eval_blocks=8,
-        threads=1,
         mixture=Mixture(0.3),
     )
-    return TrainConfig(**(values | overrides))
+    return micro_settings(**(values | overrides))
 
 
 @pytest.mark.parametrize(("rounding", "seen"), [("exact", 0.3), ("paper", 0.25)])

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import MICRO_ARCH, kill_and_resume, weights
+from helpers import MICRO, kill_and_resume, micro_settings, weights
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.errors import ConfigError
 from cdsynth.resumable import WorkDir, work_path
 from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.training import TrainSettings
 from cdsynth.train.models import build_model
 from cdsynth.train.trainer import (
-    TrainConfig,
     chunked_lm_loss,
     lr_factor,
     next_token_loss,
@@ -30,11 +30,9 @@ from cdsynth.train.trainer import (
 )
 
 
-def micro_config(**overrides) -> TrainConfig:
+def micro_config(**overrides) -> TrainSettings:
     values = dict(
-        arch=MICRO_ARCH,
         seed=7,
-        block_size=32,
         steps=60,
         batch_size=8,
         micro_batch_size=4,
@@ -42,12 +40,11 @@ def micro_config(**overrides) -> TrainConfig:
         warmup_steps=5,
         save_every=20,
         eval_blocks=32,
-        threads=1,
     )
-    return TrainConfig(**(values | overrides))
+    return micro_settings(**(values | overrides))
 
 
-def run(cfg: TrainConfig, prepared: dict[str, Path], out: Path) -> list[dict]:
+def run(cfg: TrainSettings, prepared: dict[str, Path], out: Path) -> list[dict]:
     return train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)
 
 
@@ -85,7 +82,7 @@ def model_and_ids(prepared):
     """A tiny random LLaMA and 4 real blocks of 32 token ids from the test shards."""
     cfg = micro_config(eval_blocks=4)
     blocks = validation_blocks(cfg, prepared["test"], prepared["tokenizer"])
-    model = build_model(MICRO_ARCH, load_tokenizer(prepared["tokenizer"]), seed=1)
+    model = build_model(MICRO, load_tokenizer(prepared["tokenizer"]), seed=1)
     return model, torch.from_numpy(blocks).long()
 
 

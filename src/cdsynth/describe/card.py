@@ -164,59 +164,65 @@ def expert_words(params: dict[str, Any]) -> str:
     return f"GOOD: run {good.get('model')}, seed {good.get('seed')}, at {at}"
 
 
-def truncation_words(scoring: dict[str, Any]) -> str:
+def recorded_scoring(params: dict[str, Any]) -> Scoring | None:
+    """The scoring settings a manifest records, typed; None where it records none this package reads."""
+    try:
+        return Scoring(**params["scoring"])
+    except (KeyError, TypeError, ConfigError):
+        return None
+
+
+def truncation_words(scoring: Scoring) -> str:
     """The top-k / top-p clause ("" without truncation), naming what the cut tokens score."""
     parts = []
-    if scoring.get("top_k") is not None:
-        parts.append(f"top-k {scoring['top_k']}")
-    if scoring.get("top_p") is not None:
-        parts.append(f"top-p {show(scoring['top_p'])}")
+    if scoring.top_k is not None:
+        parts.append(f"top-k {scoring.top_k}")
+    if scoring.top_p is not None:
+        parts.append(f"top-p {show(scoring.top_p)}")
     if not parts:
         return ""
-    cut = scoring.get("ancestral_cut") if scoring.get("method") == "ancestral" else scoring.get("penalty")
-    return f", after {' and '.join(parts)} truncation (cut tokens score {show(cut)})"
+    return f", after {' and '.join(parts)} truncation (cut tokens score {show(scoring.cut_value)})"
 
 
-def scoring_words(scoring: dict[str, Any], amateur: str | None) -> str:
+def scoring_words(scoring: Scoring, amateur: str | None) -> str:
     """The next-token rule of the corpus's method, with its own numbers."""
-    method = scoring.get("method")
-    temperature = show(scoring.get("temperature"))
-    if method == "ancestral":
+    temperature = show(scoring.temperature)
+    if scoring.method == "ancestral":
         return (
             f"Each new token is sampled from the expert's distribution at temperature {temperature}"
             f"{truncation_words(scoring)}."
         )
-    alpha = show(scoring.get("alpha"))
     head = (
-        f"the expert's plausibility head V_head = {{x : p_G(x) > {alpha} · max p_G}} "
+        f"the expert's plausibility head V_head = {{x : p_G(x) > {show(scoring.alpha)} · max p_G}} "
         f"(p_G: the expert's distribution at temperature {temperature})"
     )
-    if method == "cd":
+    if scoring.needs_amateur:
         score = (
-            f"log p_G(x) − {show(scoring.get('strength'))} · log p_B(x), where p_B is the amateur, "
+            f"log p_G(x) − {show(scoring.strength)} · log p_B(x), where p_B is the amateur, "
             f"{amateur_words(amateur)}"
         )
     else:
         score = "log p_G(x), with no amateur (No-Contrast-V-Head)"
     return (
         f"At each step, tokens in {head} score {score}; tokens outside it score "
-        f"{show(scoring.get('penalty'))}, and the next token is drawn from the softmax of the scores"
+        f"{show(scoring.penalty)}, and the next token is drawn from the softmax of the scores"
         f"{truncation_words(scoring)}."
     )
 
 
 def summary(params: dict[str, Any]) -> str:
     """One paragraph saying in words how every sample was made."""
-    scoring = params.get("scoring", {})
+    scoring = recorded_scoring(params)
     prefix = params.get("prefix_tokens")
     prompt = "BOS alone" if prefix == 0 else f"BOS and the first {show(prefix)} tokens of a real document"
     kept = "kept in" if params.get("keep_prefix", True) else "dropped from"
-    method = METHOD_NAMES.get(scoring.get("method"), "an unknown method")
+    method = METHOD_NAMES[scoring.method] if scoring else "an unknown method"
+    rule = scoring_words(scoring, params.get("amateur")) if scoring else "Its scoring rule is not recorded."
     continuations, new_tokens = show(params.get("continuations")), show(params.get("new_tokens"))
     return (
         f"Synthetic pretraining text generated with {method} (arXiv:{ARXIV_ID}). Each prompt is {prompt}; "
         f"it is continued {continuations} times by {new_tokens} new tokens each, and the prompt is {kept} "
-        f"the stored sample. {scoring_words(scoring, params.get('amateur'))}"
+        f"the stored sample. {rule}"
     )
 
 

@@ -15,6 +15,7 @@ import math
 import os
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,9 @@ from cdsynth.eval.metrics import CHOICE_TASKS, aggregate, reading_scores, readin
 from cdsynth.io import atomic_path, read_arrow, sha256_file, write_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.eval_data import check_data_dir
+from cdsynth.spec.evaluation import Evaluation
 from cdsynth.threads import set_torch_threads
 
-READING_PREDICTORS = ("official", "joint")
 PREDICTIONS = pa.schema(
     [
         ("task", pa.string()),
@@ -210,32 +211,19 @@ def perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window)
 
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike,
-    data_dir: str | os.PathLike,
     test_arrow: str | os.PathLike,
     out_dir: str | os.PathLike,
-    *,
-    max_items: int | None = None,
-    batch_size: int = 64,
-    window: int | None = None,
+    settings: Evaluation,
     threads: int = 1,
-    reading_predictor: str = "official",
-    dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores.
-
-    `reading_predictor` is how a word's surprisal is computed for Reading and Eye Tracking: "official"
-    (the official pipeline's, `official_queries`) or "joint" (its tokens scored together after the context).
-    `dtype` is the model's precision: "float32", as the official pipeline scores, or "bfloat16" (faster on
-    GPU; near-ties between candidates can then flip).
-    """
-    if reading_predictor not in READING_PREDICTORS:
-        raise ValueError(f"reading_predictor {reading_predictor!r}: expected one of {READING_PREDICTORS}")
+    """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores."""
+    data_dir, max_items, batch_size = settings.data_dir, settings.max_items_per_task, settings.batch_size
     check_data_dir(data_dir)  # every task's data is there before any model work
     set_torch_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_causal_lm(checkpoint, device, dtype=dtype)
+    model = load_causal_lm(checkpoint, device, dtype=settings.dtype)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    window = window or model.config.max_position_embeddings
+    window = settings.window or model.config.max_position_embeddings
     start = time.perf_counter()
     results, rows = {}, []
     results["perplexity"], part = perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window)
@@ -247,7 +235,7 @@ def evaluate_checkpoint(
     results |= wug
     rows += part
     results["eye_tracking"], results["reading"], part = reading_task(
-        model, tokenizer, data_dir, batch_size, reading_predictor
+        model, tokenizer, data_dir, batch_size, settings.reading_predictor
     )
     rows += part
     scores = {
@@ -256,8 +244,8 @@ def evaluate_checkpoint(
         "details": results,
         "max_items_per_task": max_items,
         "window": window,
-        "reading_predictor": reading_predictor,
-        "dtype": dtype,
+        "reading_predictor": settings.reading_predictor,
+        "dtype": settings.dtype,
         "predictions": VALUE_MEANING,
     }
     write_predictions(rows, Path(out_dir) / "predictions.parquet")
@@ -269,16 +257,10 @@ def evaluate_checkpoint(
 def evaluate_run(
     run_dir: str | os.PathLike,
     steps: list[int],
-    data_dir: str | os.PathLike,
     test_arrow: str | os.PathLike,
     out_dir: str | os.PathLike,
-    *,
-    max_items: int | None = None,
-    batch_size: int = 64,
-    window: int | None = None,
+    settings: Evaluation,
     threads: int = 1,
-    reading_predictor: str = "official",
-    dtype: str = "float32",
 ) -> None:
     """Evaluate a run's checkpoints into `out_dir/step<N>/`; a killed job keeps what it finished.
 
@@ -289,23 +271,14 @@ def evaluate_run(
     missing = [f"step{step}" for step in steps if not (run_dir / f"step{step}").is_dir()]
     if missing:
         raise DataError(f"{run_dir}: no {', '.join(missing)}. Train the run first (rerun Snakemake).")
-    settings = {
-        "max_items": max_items,
-        "batch_size": batch_size,
-        "window": window,
-        "reading_predictor": reading_predictor,
-        "dtype": dtype,
-    }
-    key = {"run": sha256_file(run_dir / "metrics.csv"), "data_dir": str(data_dir), **settings}
+    key = {"run": sha256_file(run_dir / "metrics.csv"), **asdict(settings)}
     job = WorkDir(out_dir, key)
     work = job.open()
     for step in steps:
         if (work / f"step{step}/scores.json").exists():
             print(f"keeping step {step}, evaluated by an earlier attempt")
             continue
-        evaluate_checkpoint(
-            run_dir / f"step{step}", data_dir, test_arrow, work / f"step{step}", **settings, threads=threads
-        )
+        evaluate_checkpoint(run_dir / f"step{step}", test_arrow, work / f"step{step}", settings, threads)
     job.publish([*(f"step{step}" for step in steps), KEY_FILE])
 
 

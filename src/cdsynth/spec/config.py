@@ -11,9 +11,11 @@ import yaml
 
 from cdsynth.errors import ConfigError
 from cdsynth.spec.mixture import Mixture
-from cdsynth.spec.protocol import protocol_errors, protocol_from
+from cdsynth.spec.protocol import protocol_from
 from cdsynth.spec.schedule import checkpoint_steps
-from cdsynth.spec.synthesis import Amateur, Corpus, Good, Scoring
+from cdsynth.spec.settings import problems_of
+from cdsynth.spec.synthesis import Amateur, Corpus, Good, Scoring, amateur_problem
+from cdsynth.spec.training import Architecture, TrainSettings
 
 
 def field_name(path: Any) -> str:
@@ -48,23 +50,22 @@ def cross_field_errors(config: dict[str, Any]) -> list[str]:
     """Rules a JSON schema cannot express: relations between fields."""
     problems = []
     train, corpus = config["train"], config["corpus"]
-    if train["batch_size"] % train["micro_batch_size"]:
-        problems.append(
-            f"train.batch_size: {train['batch_size']} is not a multiple of "
-            f"train.micro_batch_size ({train['micro_batch_size']})"
-        )
     if corpus["seed_fraction"] + corpus["test_fraction"] >= 1:
         problems.append("corpus.test_fraction: seed_fraction + test_fraction must be below 1")
+    models = {
+        name: problems_of(lambda arch=arch: Architecture(**arch)) for name, arch in config["models"].items()
+    }
     for name, arch in config["models"].items():
-        if arch["hidden"] % arch["heads"]:
-            problems.append(f"models.{name}.heads: {arch['heads']} does not divide hidden ({arch['hidden']})")
-        if arch["heads"] % arch.get("kv_heads", arch["heads"]):
-            problems.append(f"models.{name}.kv_heads: must divide heads ({arch['heads']})")
+        problems += [f"models.{name}.{line}" for line in models[name]]
         if arch["max_positions"] < config["shards"]["block_size"]:
             problems.append(
                 f"models.{name}.max_positions: {arch['max_positions']} is below "
                 f"shards.block_size ({config['shards']['block_size']})"
             )
+    if not any(models.values()):  # the recipe's own checks, on a model that builds
+        recipe = {"block_size": config["shards"]["block_size"], **train}
+        arch = next(iter(config["models"].values()))
+        problems += [f"train.{line}" for line in problems_of(lambda: TrainSettings.of(recipe, arch, seed=0))]
     tokenizer = config["tokenizer"]
     if tokenizer["recipe"] == "authors" and tokenizer["max_sentences"] is not None:
         problems.append(
@@ -109,7 +110,7 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
         problems += [f"{field}.amateur: {line}" for line in amateur_errors(spec, amateur, config, steps)]
         if amateur.kind == "small":
             models.append(amateur.model)
-    protocol = protocol_errors(synth)
+    protocol = problems_of(lambda: protocol_from(synth))
     problems += [f"synth.{line}" for line in protocol]
     if not protocol:
         limits = {
@@ -124,8 +125,9 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
 def amateur_errors(
     spec: dict[str, Any], amateur: Amateur, config: dict[str, Any], steps: list[int]
 ) -> list[str]:
-    if spec.get("method") != "cd":
-        return ["only the `cd` method uses an amateur"]
+    problem = amateur_problem(spec.get("method"), has_amateur=True)
+    if problem:
+        return [problem]
     if amateur.kind == "small" and amateur.seed not in config["baseline"].get(amateur.model, []):
         return [f"{amateur.model} seed {amateur.seed} is not a baseline run (see `baseline`)"]
     if amateur.kind != "dropout" and amateur.step not in steps:
@@ -135,11 +137,7 @@ def amateur_errors(
 
 def scoring_errors(spec: dict[str, Any]) -> list[str]:
     """The scoring rules' own checks (e.g. ancestral_cut only for ancestral), one line per field."""
-    try:
-        Scoring(**{key: value for key, value in spec.items() if key != "amateur"})
-    except ConfigError as err:
-        return [line.strip() for line in str(err).splitlines()[1:]]
-    return []
+    return problems_of(lambda: Scoring(**{key: value for key, value in spec.items() if key != "amateur"}))
 
 
 def experiment_errors(config: dict[str, Any]) -> list[str]:
@@ -164,16 +162,9 @@ def experiment_errors(config: dict[str, Any]) -> list[str]:
         )
     for name, experiment in experiments.items():
         ratio = experiment.get("ratio", mix["ratio"])
-        mixture = Mixture(ratio, mix["rounding"])
-        if (
-            experiment.get("corpus")
-            and mix["rounding"] == "paper"
-            and mixture.per_micro_batch(train["micro_batch_size"]) < 1
-        ):
-            problems.append(
-                f"experiments.{name}.ratio: {ratio} of a micro batch of {train['micro_batch_size']} "
-                "floors to no synthetic sequence with mix.rounding: paper; raise it or use rounding: exact"
-            )
+        floor = Mixture(ratio, mix["rounding"]).floor_problem(train["micro_batch_size"])
+        if experiment.get("corpus") and floor:
+            problems.append(f"experiments.{name}.ratio: {floor}")
     if "perplexity" not in config["stats"]["tasks"]:
         problems.append("stats.tasks: add perplexity; the ratio-sweep figure plots it")
     for table, rows in config["tables"].items():

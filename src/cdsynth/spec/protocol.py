@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from cdsynth.errors import ConfigError
+from cdsynth.spec.settings import DTYPES, bound_problems, setting
 
-DTYPES = ("float32", "bfloat16")
 ALL = "all"  # `tokens`: continue every prompt
 
 
@@ -28,16 +28,35 @@ class Protocol:
     as fit on CUDA.
     """
 
-    tokens: int | str = 100_000_000
-    prefix_tokens: int = 19
-    continuations: int = 8
-    new_tokens: int = 400
-    keep_prefix: bool = True
-    shards: int = 20
-    batch_size: int | str = "auto"
-    seed: int = 0
-    prompt_seed: int = 42
-    dtype: str = "float32"
+    tokens: int | str = setting(
+        100_000_000, whole=True, minimum=1, also=(ALL,), help="new tokens to generate, or all: every prompt"
+    )
+    prefix_tokens: int = setting(
+        19,
+        whole=True,
+        minimum=0,
+        help="real prompt tokens kept after BOS (the paper's max_length 20 with BOS is 19; 0: BOS alone)",
+    )
+    continuations: int = setting(8, whole=True, minimum=1, help="samples per prompt")
+    new_tokens: int = setting(400, whole=True, minimum=1, help="tokens per sample (no stop at EOS)")
+    keep_prefix: bool = setting(
+        True, help="keep the real prefix in each saved sample (--no-keep-prefix: the generated tokens alone)"
+    )
+    shards: int = setting(20, whole=True, minimum=1, help="number of shard files")
+    batch_size: int | str = setting(
+        "auto",
+        whole=True,
+        minimum=1,
+        also=("auto",),
+        help="sequences decoded together, or auto: 64 on CPU, as many as the free memory holds on CUDA",
+    )
+    seed: int = setting(0, whole=True, minimum=0, help="corpus seed (shard i samples from (seed, i))")
+    prompt_seed: int = setting(42, whole=True, minimum=0, help="shuffle of the prompts")
+    dtype: str = setting(
+        "float32",
+        choices=DTYPES,
+        help="generation precision: float32 (TF32 matmuls on GPU, as the paper) or bfloat16 (faster on GPU)",
+    )
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -45,18 +64,8 @@ class Protocol:
             raise ConfigError("invalid generation settings:\n  " + "\n  ".join(problems))
 
     def problems(self) -> list[str]:
-        """One line per bad field: counts are positive integers, seeds and the prefix non-negative."""
-        lines = []
-        for field in fields(self):
-            value, least = getattr(self, field.name), MINIMA.get(field.name)
-            if least is None or (field.name, value) in (("batch_size", "auto"), ("tokens", ALL)):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                lines.append(f"{field.name}: {value!r} must be a whole number")
-            elif value < least:
-                lines.append(f"{field.name}: {value} must be >= {least}")
-        if self.dtype not in DTYPES:
-            lines.append(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        """One line per bad field (its declared bounds), then whether the shards all get prompts."""
+        lines = bound_problems(self)
         if not lines and self.tokens != ALL and self.shards > self.prompts_for(self.shards):
             prompts = self.prompts_for(self.shards)
             lines.append(
@@ -91,27 +100,6 @@ class Protocol:
         return asdict(self)
 
 
-MINIMA = {
-    "tokens": 1,
-    "prefix_tokens": 0,
-    "continuations": 1,
-    "new_tokens": 1,
-    "shards": 1,
-    "batch_size": 1,
-    "seed": 0,
-    "prompt_seed": 0,
-}
-
-
 def protocol_from(params: dict[str, Any]) -> Protocol:
     """The protocol fields of a flat settings dict (the config's `synth` section, a rule's params)."""
     return Protocol(**{field.name: params[field.name] for field in fields(Protocol) if field.name in params})
-
-
-def protocol_errors(params: dict[str, Any]) -> list[str]:
-    """`protocol_from`'s problems as lines, for callers that gather every problem before refusing."""
-    try:
-        protocol_from(params)
-    except ConfigError as err:
-        return [line.strip() for line in str(err).splitlines()[1:]]
-    return []

@@ -5,12 +5,12 @@ Nothing here imports torch: the Snakefile reads these definitions every time it 
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from cdsynth.errors import ConfigError
+from cdsynth.spec.settings import bound_problems, setting
 
 BACKENDS = ("torch", "vllm")
 METHODS = ("ancestral", "vhead", "cd")
@@ -47,11 +47,18 @@ class Amateur:
     - dropout: GOOD itself with attention dropout P, kept in train mode while it scores (CD-Drop-p).
     """
 
-    kind: str
+    kind: str = setting(choices=AMATEUR_KINDS, help="early, small or dropout")
     step: int | None = None
     model: str | None = None
     seed: int | None = None
-    dropout: float | None = None
+    dropout: float | None = setting(
+        None, exclusive_minimum=0, exclusive_maximum=1, also=(None,), help="GOOD's attention dropout"
+    )
+
+    def __post_init__(self) -> None:
+        problems = bound_problems(self)
+        if problems:
+            raise ConfigError("invalid amateur:\n  " + "\n  ".join(problems))
 
     @classmethod
     def parse(cls, text: str) -> Amateur:
@@ -105,36 +112,35 @@ class Amateur:
 
 @dataclass(frozen=True)
 class Scoring:
-    """How next-token scores are formed; the defaults are the paper's."""
+    """How next-token scores are formed (the rule itself: `cdsynth.synth.scoring`); the defaults are the
+    paper's."""
 
-    method: str = "cd"
-    alpha: float = 0.1
-    strength: float = 1.0
-    temperature: float = 1.0
-    penalty: float = -20.0
-    top_k: int | None = None
-    top_p: float | None = None
-    ancestral_cut: float = float("-inf")
+    method: str = setting(
+        "cd", choices=METHODS, help="ancestral: plain sampling; vhead: head-masked; cd: contrastive decoding"
+    )
+    alpha: float = setting(
+        0.1, exclusive_minimum=0, exclusive_maximum=1, help="the head: tokens with p_G > alpha * max p_G"
+    )
+    strength: float = setting(1.0, minimum=0, help="contrast strength lambda")
+    temperature: float = setting(1.0, exclusive_minimum=0, help="divides both models' logits")
+    penalty: float = setting(-20.0, maximum=0, help="score of tokens outside the head (-inf: strict CD)")
+    top_k: int | None = setting(None, whole=True, minimum=1, also=(None,), help="keep the k best scores")
+    top_p: float | None = setting(
+        None,
+        exclusive_minimum=0,
+        maximum=1,
+        also=(None,),
+        help="keep the smallest set of scores with mass >= p",
+    )
+    ancestral_cut: float = setting(
+        float("-inf"),
+        maximum=0,
+        help="ancestral + top-k/top-p: the raw logit of cut tokens (-inf removes them; the authors used -20)",
+    )
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.method not in METHODS:
-            problems.append(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
-        if not 0 < self.alpha < 1:
-            problems.append(f"alpha: {self.alpha} must be in (0, 1)")
-        if self.strength < 0:
-            problems.append(f"strength: {self.strength} must be >= 0")
-        if not self.temperature > 0:
-            problems.append(f"temperature: {self.temperature} must be > 0")
-        if math.isnan(self.penalty) or self.penalty > 0:
-            problems.append(f"penalty: {self.penalty} must be <= 0 (or -inf)")
-        if self.top_k is not None and self.top_k < 1:
-            problems.append(f"top_k: {self.top_k} must be >= 1")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            problems.append(f"top_p: {self.top_p} must be in (0, 1]")
-        if math.isnan(self.ancestral_cut) or self.ancestral_cut > 0:
-            problems.append(f"ancestral_cut: {self.ancestral_cut} must be <= 0 (or -inf)")
-        elif self.method != "ancestral" and self.ancestral_cut != float("-inf"):
+        problems = bound_problems(self)
+        if self.method != "ancestral" and self.ancestral_cut != float("-inf"):
             problems.append("ancestral_cut: only ancestral sampling uses it (head methods cut to `penalty`)")
         if problems:
             raise ConfigError("invalid scoring settings:\n  " + "\n  ".join(problems))
@@ -195,6 +201,15 @@ class Corpus:
     def name(self) -> str:
         """Its directory name, derived from every scoring parameter and the amateur (`corpus_name`)."""
         return corpus_name(self.scoring, self.amateur)
+
+
+def amateur_problem(method: str, has_amateur: bool) -> str | None:
+    """Contrastive decoding needs an amateur, and the other methods use none."""
+    if method == "cd" and not has_amateur:
+        return "the `cd` method needs an amateur"
+    if method != "cd" and has_amateur:
+        return "only the `cd` method uses an amateur"
+    return None
 
 
 def backend_for(backend: str, amateur_dropout: float | None) -> str:

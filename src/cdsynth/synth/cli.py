@@ -13,8 +13,8 @@ from cdsynth.describe.description import describe_corpus
 from cdsynth.errors import CdsynthError, ConfigError
 from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
-from cdsynth.spec.protocol import ALL, DTYPES, Protocol
-from cdsynth.spec.synthesis import BACKENDS, METHODS, Scoring
+from cdsynth.spec.protocol import ALL, Protocol
+from cdsynth.spec.synthesis import BACKENDS, Amateur, Scoring, amateur_problem
 from cdsynth.synth.generation import (
     check_prompt_count,
     describe_amateur,
@@ -73,27 +73,7 @@ def generate_parser(commands) -> None:
         metavar="P",
         help="use the expert with attention dropout P as the amateur",
     )
-    scoring = p.add_argument_group("scoring (paper defaults)")
-    scoring.add_argument(
-        "--method",
-        choices=METHODS,
-        default="cd",
-        help="ancestral: plain sampling; vhead: head-masked; cd: contrastive decoding",
-    )
-    scoring.add_argument("--alpha", type=float, default=0.1, help="head: p > alpha * max p (0 < alpha < 1)")
-    scoring.add_argument("--strength", type=float, default=1.0, help="contrast strength lambda")
-    scoring.add_argument("--temperature", type=float, default=1.0, help="divides both models' logits")
-    scoring.add_argument(
-        "--penalty", type=float, default=-20.0, help="score of tokens outside the head (-inf: strict CD)"
-    )
-    scoring.add_argument("--top-k", type=int, help="keep the k best scores")
-    scoring.add_argument("--top-p", type=float, help="keep the smallest set of scores with mass >= p")
-    scoring.add_argument(
-        "--ancestral-cut",
-        type=float,
-        default=float("-inf"),
-        help="ancestral + top-k/top-p: the raw logit of cut tokens (-inf removes them; the authors used -20)",
-    )
+    add_settings(p.add_argument_group("scoring (paper defaults)"), Scoring)
     protocol = p.add_argument_group("protocol")
     protocol.add_argument(
         "--prompts",
@@ -101,25 +81,12 @@ def generate_parser(commands) -> None:
         type=Path,
         help="a text file (one prompt per line) or a corpus split .arrow with a `text` column",
     )
-    protocol.add_argument(
-        "--tokens",
-        type=token_count,
-        default="1M",
-        help="new tokens to generate, e.g. 250k, 1M, or all: every prompt",
-    )
-    protocol.add_argument(
-        "--prefix-tokens",
-        type=int,
-        default=19,
-        help="real prompt tokens kept after BOS (the paper's max_length 20 with BOS is 19)",
-    )
-    protocol.add_argument("--continuations", type=int, default=8, help="samples per prompt")
-    protocol.add_argument("--new-tokens", type=int, default=400, help="tokens per sample (no stop at EOS)")
-    protocol.add_argument(
-        "--no-keep-prefix",
-        dest="keep_prefix",
-        action="store_false",
-        help="save only the generated tokens, not the real prefix",
+    # A corpus of 1M tokens in one shard suits a first try; the workflow's corpora set their own size.
+    add_settings(
+        protocol,
+        Protocol,
+        defaults={"tokens": "1M", "shards": 1},
+        parsers={"tokens": token_count, "batch_size": batch_size},
     )
     run = p.add_argument_group("run")
     run.add_argument("--out", required=True, type=Path, help="output directory")
@@ -128,15 +95,6 @@ def generate_parser(commands) -> None:
         type=Path,
         help="the real text (.arrow with `text`) whose 8-grams stats.json's copy rate is measured against",
     )
-    run.add_argument("--shards", type=int, default=1, help="number of shard files")
-    run.add_argument(
-        "--batch-size",
-        type=batch_size,
-        default="auto",
-        help="sequences decoded together, or auto: 64 on CPU, as many as the free memory holds on CUDA",
-    )
-    run.add_argument("--seed", type=int, default=0, help="corpus seed (shard i samples from (seed, i))")
-    run.add_argument("--prompt-seed", type=int, default=42, help="shuffle of the prompts")
     run.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -152,13 +110,24 @@ def generate_parser(commands) -> None:
         action="store_true",
         help="torch.compile the whole decode step (both models, scoring, draw; CUDA graphs on CUDA)",
     )
-    run.add_argument(
-        "--dtype",
-        choices=DTYPES,
-        default="float32",
-        help="generation precision: float32 (TF32 matmuls on GPU, as the paper) or bfloat16 (faster on GPU)",
-    )
     p.set_defaults(run=run_generate)
+
+
+def add_settings(group, cls, defaults: dict | None = None, parsers: dict | None = None) -> None:
+    """One option per field of a settings dataclass (`cdsynth.spec.settings`): its flag is the field's
+    name, its default, choices and help the field's, so no default or bound is typed twice. A true
+    boolean becomes --no-NAME. `defaults` and `parsers` give a field another default or a text parser."""
+    defaults, parsers = defaults or {}, parsers or {}
+    for spec in fields(cls):
+        meta, flag = spec.metadata, spec.name.replace("_", "-")
+        if spec.default is True:
+            group.add_argument(f"--no-{flag}", dest=spec.name, action="store_false", help=meta["help"])
+            continue
+        default = defaults.get(spec.name, spec.default)
+        kind = parsers.get(spec.name) or (int if meta["whole"] else None if meta["choices"] else float)
+        group.add_argument(
+            f"--{flag}", type=kind, default=default, choices=meta["choices"], help=meta["help"]
+        )
 
 
 def check_out(out: Path) -> None:
@@ -201,12 +170,16 @@ def from_args(cls, args: argparse.Namespace):
 def run_generate(args: argparse.Namespace) -> None:
     scoring = from_args(Scoring, args)
     has_amateur = args.amateur is not None or args.amateur_dropout is not None
-    if scoring.needs_amateur and not has_amateur:
-        raise ConfigError("--method cd needs an amateur: give --amateur DIR or --amateur-dropout P")
-    if has_amateur and not scoring.needs_amateur:
-        raise ConfigError(f"--method {args.method} uses no amateur: drop --amateur / --amateur-dropout")
-    if args.amateur_dropout is not None and not 0 < args.amateur_dropout < 1:
-        raise ConfigError(f"--amateur-dropout {args.amateur_dropout}: must be in (0, 1)")
+    problem = amateur_problem(scoring.method, has_amateur)
+    if problem:
+        fix = (
+            "drop --amateur / --amateur-dropout"
+            if has_amateur
+            else "give --amateur DIR or --amateur-dropout P"
+        )
+        raise ConfigError(f"--method {args.method}: {problem}; {fix}")
+    if args.amateur_dropout is not None:
+        Amateur("dropout", dropout=args.amateur_dropout)  # refuses a P outside (0, 1)
     if args.amateur_dropout is not None and args.backend == "vllm":
         raise ConfigError(
             "--amateur-dropout cannot run on --backend vllm (vLLM's attention kernels have no dropout): "

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from cdsynth.train.trainer import TrainConfig, train
+from cdsynth.spec.training import TrainSettings
+from cdsynth.train.trainer import train
 
 
-def launch(cfg: TrainConfig, gpus: int, **paths: str) -> None:
+def launch(cfg: TrainSettings, gpus: int, **paths: str) -> None:
     """Train in this process, or through torchrun with one process per GPU when there are several."""
     available = torch.cuda.device_count()
     if gpus <= 1 or available < 2:
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         help="JSON file: {config, train_shards, valid_shards, tokenizer_dir, out_dir}",
     )
     spec = json.loads(Path(parser.parse_args(argv).spec).read_text())
-    cfg = TrainConfig(**spec.pop("config"))
+    recipe = spec.pop("config")
+    cfg = TrainSettings.of(recipe, recipe.pop("arch"), recipe.pop("seed"))
     train(cfg, **spec)
 
 

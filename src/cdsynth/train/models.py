@@ -5,24 +5,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
+from cdsynth.spec.training import Architecture
 
-def llama_config(arch: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> LlamaConfig:
+
+def llama_config(arch: Architecture, tokenizer: PreTrainedTokenizerBase) -> LlamaConfig:
     """A LlamaConfig from a config `models:` entry, with vocabulary and special ids from the tokenizer."""
     return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=arch["hidden"],
-        num_hidden_layers=arch["layers"],
-        num_attention_heads=arch["heads"],
-        num_key_value_heads=arch.get("kv_heads", arch["heads"]),
-        intermediate_size=arch["intermediate"],
-        max_position_embeddings=arch["max_positions"],
-        rope_theta=arch.get("rope_theta", 10000.0),
-        tie_word_embeddings=arch.get("tie_embeddings", False),
+        hidden_size=arch.hidden,
+        num_hidden_layers=arch.layers,
+        num_attention_heads=arch.heads,
+        num_key_value_heads=arch.key_value_heads,
+        intermediate_size=arch.intermediate,
+        max_position_embeddings=arch.max_positions,
+        rope_theta=arch.rope_theta,
+        tie_word_embeddings=arch.tie_embeddings,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -30,7 +31,7 @@ def llama_config(arch: dict[str, Any], tokenizer: PreTrainedTokenizerBase) -> Ll
     )
 
 
-def build_model(arch: dict[str, Any], tokenizer: PreTrainedTokenizerBase, seed: int) -> LlamaForCausalLM:
+def build_model(arch: Architecture, tokenizer: PreTrainedTokenizerBase, seed: int) -> LlamaForCausalLM:
     """A freshly initialised model; the same seed always gives the same weights."""
     torch.manual_seed(seed)
     return LlamaForCausalLM(llama_config(arch, tokenizer))

@@ -8,7 +8,6 @@ pass over its documents.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -103,7 +102,6 @@ class MixedBatches:
             raise ValueError("a synthetic stream and a mixture go together")
         self.real, self.synthetic, self.mixture = real, synthetic, mixture
         self.batch_size, self.micro = batch_size, micro_batch_size
-        self.ratio = Fraction(str(mixture.ratio)) if mixture else Fraction(0)
 
     @property
     def block_size(self) -> int:
@@ -111,14 +109,12 @@ class MixedBatches:
 
     def synthetic_before(self, step: int) -> int:
         """Synthetic sequences in the batches of steps 0 .. step - 1."""
-        if self.mixture and self.mixture.rounding == "paper":
-            return step * self.mixture.per_micro_batch(self.micro) * (self.batch_size // self.micro)
-        return int(step * self.batch_size * self.ratio)
+        return self.mixture.synthetic_before(step, self.batch_size, self.micro) if self.mixture else 0
 
     def synthetic_slots(self, step: int) -> np.ndarray:
         """Positions in the global batch of `step` that take a synthetic sequence."""
         count = self.synthetic_before(step + 1) - self.synthetic_before(step)
-        if self.mixture and self.mixture.rounding == "paper":
+        if self.mixture and self.mixture.per_device:
             micro_starts = np.arange(0, self.batch_size, self.micro)
             per_micro = count // len(micro_starts)
             return (micro_starts[:, None] + np.arange(per_micro)[None, :]).ravel()

@@ -35,8 +35,8 @@ from cdsynth.data.tokenizer import load_tokenizer, save_tokenizer, tokenizer_fin
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import atomic_path, read_json
 from cdsynth.resumable import WorkDir
-from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.training import TrainSettings
 from cdsynth.threads import set_torch_threads
 from cdsynth.train.curve import plot_training_curve
 from cdsynth.train.models import build_model, save_model
@@ -55,39 +55,6 @@ METRIC_FIELDS = [
     "tokens_per_s",
     "synthetic_ratio",
 ]
-
-
-@dataclass
-class TrainConfig:
-    """One training run; `steps` optimizer steps of `batch_size` sequences of `block_size` tokens each.
-
-    A mixture run takes a `mixture.ratio` of its sequences from a synthetic stream (see `MixedBatches`).
-    `packing` says how documents become blocks (see `PackedStream`; "shuffled" is the authors').
-    """
-
-    arch: dict[str, Any]
-    seed: int = 42
-    block_size: int = 1024
-    packing: str = "shuffled"
-    steps: int = 8000
-    batch_size: int = 256
-    micro_batch_size: int = 16
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.0
-    warmup_steps: int = 150
-    warmup_from_zero: bool = False  # True: Hugging Face's schedule (the authors'), the first update at lr 0
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float | None = 1.0  # None: no clipping, as in the authors' training script
-    save_every: int = 500
-    eval_blocks: int = 256
-    compile: bool = False
-    threads: int = 1
-    mixture: Mixture | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.mixture, dict):  # as a rule's params and a torchrun spec file carry it
-            self.mixture = Mixture(**self.mixture)
 
 
 @dataclass
@@ -116,7 +83,7 @@ def setup_distributed() -> tuple[Dist, torch.device]:
     return Dist(dist.get_rank(), world, local_rank), device
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, cfg: TrainSettings) -> float:
     """Linear warmup, then cosine decay to `min_lr_ratio` of the peak at the last step.
 
     Step `step` (0-based) of the warm-up trains at (step + 1) / warmup_steps of the peak, or, with
@@ -129,13 +96,13 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def run_fingerprint(cfg: TrainConfig, *inputs: str) -> str:
+def run_fingerprint(cfg: TrainSettings, *inputs: str) -> str:
     """Identifies what a saved state belongs to, so a changed config never resumes a stale run."""
     payload = json.dumps([asdict(cfg) | {"threads": None}, inputs], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, cfg: TrainSettings, device: torch.device) -> torch.optim.AdamW:
     """AdamW decaying matrices only (not norms), fused on GPU."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
@@ -221,7 +188,9 @@ def to_device(blocks: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def validation_loss(model: torch.nn.Module, blocks: np.ndarray, cfg: TrainConfig, device, ddp: Dist) -> float:
+def validation_loss(
+    model: torch.nn.Module, blocks: np.ndarray, cfg: TrainSettings, device, ddp: Dist
+) -> float:
     """Mean next-token loss over the validation blocks, split across ranks."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=device)
@@ -274,7 +243,7 @@ class Run:
     """The live objects of one training run; `model` is the `NextTokenLoss` of `raw_model`, as trained
     (compiled, DDP-wrapped)."""
 
-    cfg: TrainConfig
+    cfg: TrainSettings
     ddp: Dist
     device: torch.device
     raw_model: torch.nn.Module
@@ -323,7 +292,7 @@ def save_progress(run: Run, step: int, history: list[dict[str, Any]]) -> None:
     save_state(run.work.path / "state.pt", state)
 
 
-def start_run(cfg: TrainConfig, data_ids: tuple[str, ...], tokenizer_dir, out_dir) -> Run:
+def start_run(cfg: TrainSettings, data_ids: tuple[str, ...], tokenizer_dir, out_dir) -> Run:
     ddp, device = setup_distributed()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -354,7 +323,7 @@ def check_out_dir(out_dir: Path) -> None:
         raise ConfigError(f"{out_dir}: not empty and not a training run; train into a new or empty directory")
 
 
-def split_batch(cfg: TrainConfig, world: int) -> int:
+def split_batch(cfg: TrainSettings, world: int) -> int:
     """Sequences per rank per step; the global batch must split into ranks x micro batches."""
     per_rank = cfg.batch_size // world
     if cfg.batch_size % world or per_rank % cfg.micro_batch_size:
@@ -366,7 +335,7 @@ def split_batch(cfg: TrainConfig, world: int) -> int:
 
 
 def load_data(
-    cfg: TrainConfig, train_shards, valid_shards, tokenizer_dir, synthetic_shards=None
+    cfg: TrainSettings, train_shards, valid_shards, tokenizer_dir, synthetic_shards=None
 ) -> tuple[MixedBatches, np.ndarray, tuple[str, ...]]:
     """The batch source, the validation blocks and an id of every input (for the run fingerprint)."""
     if cfg.mixture and synthetic_shards is None:
@@ -382,7 +351,7 @@ def load_data(
     return batches, valid, (*ids, tokenizer_fingerprint(tokenizer_dir))
 
 
-def packed_stream(cfg: TrainConfig, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
+def packed_stream(cfg: TrainSettings, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
     tokens, starts = load_documents(shards_dir, tokenizer_dir)
     stream = PackedStream(tokens, starts, cfg.block_size, key, cfg.packing)
     if stream.blocks_per_pass == 0:
@@ -393,7 +362,7 @@ def packed_stream(cfg: TrainConfig, shards_dir, tokenizer_dir, key: tuple[int, .
     return stream
 
 
-def validation_blocks(cfg: TrainConfig, shards_dir, tokenizer_dir) -> np.ndarray:
+def validation_blocks(cfg: TrainSettings, shards_dir, tokenizer_dir) -> np.ndarray:
     """`eval_blocks` blocks spread evenly over the test documents packed in order, so every source counts."""
     blocks = packed_in_order(load_documents(shards_dir, tokenizer_dir)[0], cfg.block_size)
     if len(blocks) == 0:
@@ -402,7 +371,7 @@ def validation_blocks(cfg: TrainConfig, shards_dir, tokenizer_dir) -> np.ndarray
 
 
 def train(
-    cfg: TrainConfig,
+    cfg: TrainSettings,
     train_shards: str | os.PathLike,
     valid_shards: str | os.PathLike,
     tokenizer_dir: str | os.PathLike,
