@@ -1,18 +1,13 @@
 # Raw text -> train / seed / test splits (Arrow), downloading remote sources first.
 
-from cdsynth.spec.sources import DOWNLOADS, downloads, source_files
+from dataclasses import asdict
+
+from cdsynth.spec.sources import DOWNLOADS, Source, downloads
 
 # Every source file resolved now: a path or glob that matches nothing stops the workflow here.
 DOWNLOAD_ENTRIES = downloads(config["corpus"]["sources"])
 CORPUS_SOURCES = {
-    name: {
-        "format": source["format"],
-        "units": source.get("units", "chunks"),
-        "max_words": source.get("max_words"),
-        "train": source_files(source["train"]),
-        "test": source_files(source.get("test", [])),
-    }
-    for name, source in config["corpus"]["sources"].items()
+    name: asdict(Source.resolved(source)) for name, source in config["corpus"]["sources"].items()
 }
 
 
@@ -39,7 +34,7 @@ rule download:
 
 rule corpus:
     input:
-        [path for source in CORPUS_SOURCES.values() for path in source["train"] + source["test"]],
+        [path for source in CORPUS_SOURCES.values() for path in (*source["train"], *source["test"])],
     output:
         train=corpus_split("train"),
         seed=corpus_split("seed"),

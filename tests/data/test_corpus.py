@@ -15,6 +15,7 @@ import pytest
 
 from cdsynth.data.corpus import (
     SPLITS,
+    WORD_COUNTS,
     build_corpus,
     cap_documents,
     chunk_paragraphs,
@@ -25,7 +26,7 @@ from cdsynth.data.corpus import (
 )
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import read_arrow, read_json
-from cdsynth.spec.sources import expand_paths
+from cdsynth.spec.sources import WORD_COUNT_RULES, expand_paths
 
 CHUNK_WORDS = 100
 CAP = 40_000
@@ -559,8 +560,8 @@ def test_chunks_units_work_with_stories_and_blocks(corpus_dir: Path, tmp_path: P
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"units": "sentences"}, "'ts'.*units 'sentences'"),
-        ({"format": "xml"}, "'ts'.*format 'xml'"),
+        ({"units": "sentences"}, "'ts'.*units: 'sentences' is not one of"),
+        ({"format": "xml"}, "'ts'.*format: 'xml' is not one of"),
     ],
 )
 def test_bad_units_or_format_raise_before_writing(
@@ -579,3 +580,7 @@ def test_documents_too_small_source_raises(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="'tiny'.*too small"):
         build_corpus(sources, tmp_path / "out", test_fraction=0.4)
     _assert_no_outputs(tmp_path / "out")
+
+
+def test_every_word_count_rule_the_spec_names_is_implemented():
+    assert tuple(WORD_COUNTS) == WORD_COUNT_RULES

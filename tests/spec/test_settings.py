@@ -19,6 +19,7 @@ from cdsynth.spec.evaluation import Evaluation
 from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.protocol import Protocol
 from cdsynth.spec.settings import value_problem
+from cdsynth.spec.sources import Source
 from cdsynth.spec.synthesis import Scoring
 from cdsynth.spec.training import Architecture, TrainSettings
 
@@ -53,6 +54,7 @@ SECTIONS = {
     "train": (section("train"), TrainSettings),
     "shards": (section("shards"), TrainSettings),
     "eval": (section("eval"), Evaluation),
+    "source": (section("$defs/source"), Source),
 }
 
 

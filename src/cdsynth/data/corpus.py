@@ -30,16 +30,15 @@ import pyarrow.parquet as pq
 
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import read_arrow, write_arrow, write_json
-from cdsynth.spec.sources import FIX_PATHS
+from cdsynth.spec.settings import problems_of
+from cdsynth.spec.sources import FIX_PATHS, FORMATS, Source
 
-FORMATS = ("lines", "paragraphs", "blocks", "stories", "table")
 # How `max_words` counts a unit's words: "whitespace" as the `words` column does; "space" as the authors
 # counted TinyStories for their 38M-word cut (`str.split(" ")`: "end.\nNext" is one word, "a  b" three).
 WORD_COUNTS: dict[str, Callable[[str], int]] = {
     "whitespace": lambda text: len(text.split()),
     "space": lambda text: len(text.split(" ")),
 }
-UNITS = ("chunks", "documents")
 SPLITS = ("train", "seed", "test")
 EOT = "<|endoftext|>"
 SCHEMA = pa.schema(
@@ -297,9 +296,7 @@ def _dedup(texts: Iterable[str], exclude: set[bytes] | None = None) -> tuple[lis
     return kept, len(texts) - len(kept)
 
 
-def _check_params(sources: dict[str, dict], seed_fraction: float, test_fraction: float, chunk_words: int):
-    if not sources:
-        raise ConfigError("corpus sources: no source configured; add at least one source with train files.")
+def _check_params(seed_fraction: float, test_fraction: float, chunk_words: int) -> None:
     if not 0 < seed_fraction < 1 or not 0 <= test_fraction < 1 or seed_fraction + test_fraction >= 1:
         raise ConfigError(
             f"seed_fraction={seed_fraction}, test_fraction={test_fraction}: need 0 < seed_fraction, "
@@ -307,34 +304,22 @@ def _check_params(sources: dict[str, dict], seed_fraction: float, test_fraction:
         )
     if chunk_words < 1:
         raise ConfigError(f"chunk_words={chunk_words}: must be a positive number of words.")
+
+
+def _typed_sources(sources: dict[str, Source | dict]) -> dict[str, Source]:
+    """Every source as a `Source` (a dict is one's fields), its files there: refused before any work."""
+    if not sources:
+        raise ConfigError("corpus sources: no source configured; add at least one source with train files.")
+    typed = {}
     for name, spec in sources.items():
-        _check_source(name, spec)
-
-
-def _check_source(name: str, spec: dict) -> None:
-    if spec.get("format") not in FORMATS:
-        raise ConfigError(
-            f"corpus source {name!r}: format {spec.get('format')!r} is not one of {', '.join(FORMATS)}."
-        )
-    if spec.get("units", "chunks") not in UNITS:
-        raise ConfigError(
-            f"corpus source {name!r}: units {spec['units']!r} is not one of {', '.join(UNITS)}."
-        )
-    if not spec.get("train"):
-        raise ConfigError(f"corpus source {name!r}: 'train' lists no files; add at least one file.")
-    if spec.get("max_words_count", "whitespace") not in WORD_COUNTS:
-        raise ConfigError(
-            f"corpus source {name!r}: max_words_count {spec['max_words_count']!r} is not one of "
-            f"{', '.join(WORD_COUNTS)}."
-        )
-    max_words = spec.get("max_words")
-    if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int)):
-        raise ConfigError(f"corpus source {name!r}: max_words={max_words!r} must be an integer or null.")
-    if max_words is not None and max_words < 1:
-        raise ConfigError(f"corpus source {name!r}: max_words={max_words} must be positive.")
-    for path in [*spec["train"], *(spec.get("test") or [])]:
-        if not Path(path).is_file():
-            raise DataError(f"corpus source {name!r}: {path}: file not found. {FIX_PATHS}")
+        problems = [] if isinstance(spec, Source) else problems_of(lambda spec=spec: Source(**spec))
+        if problems:
+            raise ConfigError(f"corpus source {name!r}: {'; '.join(problems)}")
+        typed[name] = spec if isinstance(spec, Source) else Source(**spec)
+        for path in [*typed[name].train, *typed[name].test]:
+            if not Path(path).is_file():
+                raise DataError(f"corpus source {name!r}: {path}: file not found. {FIX_PATHS}")
+    return typed
 
 
 @dataclass
@@ -350,15 +335,15 @@ class _Source:
     test_files: list[Path]
 
     @classmethod
-    def from_spec(cls, name: str, spec: dict) -> _Source:
+    def from_spec(cls, name: str, spec: Source) -> _Source:
         return cls(
             name=name,
-            fmt=spec["format"],
-            units=spec.get("units", "chunks"),
-            max_words=spec.get("max_words"),
-            max_words_count=spec.get("max_words_count", "whitespace"),
-            train_files=[Path(p) for p in spec["train"]],
-            test_files=[Path(p) for p in spec.get("test") or []],
+            fmt=spec.format,
+            units=spec.units,
+            max_words=spec.max_words,
+            max_words_count=spec.max_words_count,
+            train_files=[Path(p) for p in spec.train],
+            test_files=[Path(p) for p in spec.test],
         )
 
     def doc_id(self, i: int) -> str:
@@ -486,7 +471,7 @@ def _fill_splits(
 
 def _split_source(
     name: str,
-    spec: dict,
+    spec: Source,
     *,
     split_seed: int,
     seed_fraction: float,
@@ -559,7 +544,7 @@ def _table(parts: list[tuple[str, _Split]]) -> pa.Table:
 
 
 def build_corpus(
-    sources: dict[str, dict],
+    sources: dict[str, Source | dict],
     out_dir: str | os.PathLike,
     *,
     split_seed: int = 42,
@@ -569,12 +554,13 @@ def build_corpus(
 ) -> dict:
     """Write `train.arrow`, `seed.arrow`, `test.arrow` and `stats.json` to `out_dir`; return the stats.
 
-    `sources` maps a source name to {"format": one of FORMATS, "units": "chunks" (default) | "documents",
-    "train": [files], "test": [files], "max_words": int | None}. `chunk_words` is the chunk size for
+    `sources` maps a source name to a `cdsynth.spec.sources.Source` (or a dict of its fields, with its
+    files as paths). `chunk_words` is the chunk size for
     "chunks" and the prompt size (min_words) of the seed cutting for "documents". Everything is validated
     and split in memory first, so a bad input raises DataError / ConfigError before any file is written.
     """
-    _check_params(sources, seed_fraction, test_fraction, chunk_words)
+    _check_params(seed_fraction, test_fraction, chunk_words)
+    sources = _typed_sources(sources)
     params = {
         "split_seed": split_seed,
         "seed_fraction": seed_fraction,

@@ -9,15 +9,54 @@ from __future__ import annotations
 import glob
 import posixpath
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cdsynth.errors import ConfigError, DataError
+from cdsynth.spec.settings import bound_problems, setting
+
+FORMATS = ("lines", "paragraphs", "blocks", "stories", "table")
+UNITS = ("chunks", "documents")
+# How `max_words` counts a unit's words (`cdsynth.data.corpus.WORD_COUNTS` implements each rule).
+WORD_COUNT_RULES = ("whitespace", "space")
 
 FIX_PATHS = (
     "Point the config at existing files (e.g. ../shared/data/corpus/...) or download them first "
     "(e.g. the BabyLM corpus from https://babylm.github.io)."
 )
 _GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One corpus source (`corpus.sources.<name>`), its files given as paths (`Source.resolved` expands a
+    config entry's globs and downloads)."""
+
+    format: str = setting(
+        choices=FORMATS,
+        help="lines, paragraphs, blocks (the authors' BabyLM documents), stories or table (Parquet / Arrow)",
+    )
+    train: tuple[str, ...] = setting(help="its train files")
+    test: tuple[str, ...] = setting((), help="its own test files (none: the test split is cut from train)")
+    units: str = setting("chunks", choices=UNITS, help="chunks of >= chunk_words words, or documents")
+    max_words: int | None = setting(None, whole=True, minimum=1, also=(None,), help="cap on its words")
+    max_words_count: str = setting(
+        "whitespace", choices=WORD_COUNT_RULES, help="how max_words counts words (space: the authors')"
+    )
+
+    def __post_init__(self) -> None:
+        problems = bound_problems(self)
+        if not self.train:
+            problems.append("train: lists no files; add at least one file")
+        if problems:
+            raise ConfigError("invalid corpus source:\n  " + "\n  ".join(problems))
+
+    @classmethod
+    def resolved(cls, entry: dict[str, Any]) -> Source:
+        """A config entry with its files resolved (`source_files`), every other field as it is."""
+        files = {split: tuple(source_files(entry.get(split, []))) for split in ("train", "test")}
+        return cls(**entry | files)
 
 
 def expand_paths(patterns: list[str], base: Path | None = None) -> list[Path]:
