@@ -1,4 +1,4 @@
-"""How much the generation precision moves the CD step distribution (README, "Fidelity to the paper").
+"""How much the generation precision moves the CD step distribution (docs/fidelity.md).
 
 The authors generated with fp32 weights (TF32 matmuls on GPU). For the same prompts and the same
 continuations (sampled once from the fp32 pair, then fed to every variant), this prints, per step of CD:

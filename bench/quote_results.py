@@ -1,14 +1,15 @@
-"""Run the demo (or the mini preset) and quote its tables and findings in README.md and bench/RESULTS.md.
+"""Run the demo (or the mini preset) and quote its tables and findings in the guide and bench/RESULTS.md.
 
     python bench/quote_results.py demo            # `snakemake --cores all results/table_main.csv`, quoted
     python bench/quote_results.py mini            # the mini preset's main and amateur tables (~2 h, 2 cores)
     python bench/quote_results.py demo --no-run   # quote the finished results in --workdir as they are
 
-Every quoted block names the commit that produced it, the machine and the wall time, and lies between
-markers (`<!-- quoted: NAME -->` ... `<!-- end quoted: NAME -->`) that this script rewrites whole, so a
-table in the README is always one command away from what the code produces. The commit must be clean
-(the quoted numbers would otherwise belong to no commit); `--no-run` also checks, with `snakemake -n`,
-that the results are up to date with it.
+The demo's compact table and findings go into README.md, the mini preset's into docs/reproducing.md (each
+run's `page`), and the whole tables into bench/RESULTS.md. Every quoted block names the commit that
+produced it, the machine and the wall time, and lies between markers (`<!-- quoted: NAME -->` ...
+`<!-- end quoted: NAME -->`) that this script rewrites whole, so a quoted table is always one command away
+from what the code produces. The commit must be clean (the quoted numbers would otherwise belong to no
+commit); `--no-run` also checks, with `snakemake -n`, that the results are up to date with it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from cdsynth.report.tables import read_table
 from cdsynth.spec.experiments import experiments_of
 
 REPO = Path(__file__).resolve().parents[1]
-# The README's compact table: the paper's poster columns (BLiMP Supplement and WUG rho are in RESULTS.md).
-README_TASKS = ["perplexity", "blimp", "entity_tracking", "ewok", "wug_accuracy", "reading", "eye_tracking"]
+# The compact table of a run's page: the paper's poster columns (BLiMP Supplement and WUG rho are in
+# RESULTS.md).
+COMPACT_TASKS = ["perplexity", "blimp", "entity_tracking", "ewok", "wug_accuracy", "reading", "eye_tracking"]
 # The tasks on which the paper's CD-Early beats No-Contrast (finding b).
 REASONING_TASKS = ["entity_tracking", "ewok", "wug_accuracy"]
 # Columns of a Corpora section's statistics.csv (cdsynth.report.corpora.COLUMNS) quoted beside the tables.
@@ -46,11 +48,14 @@ class Run:
     name: str
     configfile: Path | None
     tables: list[str]
+    page: Path  # where the compact table and the findings are quoted
 
 
 RUNS = {
-    "demo": Run("demo", None, ["main"]),
-    "mini": Run("mini", REPO / "workflow/presets/mini.yaml", ["main", "amateur"]),
+    "demo": Run("demo", None, ["main"], REPO / "README.md"),
+    "mini": Run(
+        "mini", REPO / "workflow/presets/mini.yaml", ["main", "amateur"], REPO / "docs/reproducing.md"
+    ),
 }
 
 
@@ -144,10 +149,10 @@ def gain(row: dict[str, str]) -> str:
 
 
 def compact_table(rows: list[dict[str, str]]) -> str:
-    header = ["Experiment", "μΔREL", *(TASK_LABELS[task] for task in README_TASKS)]
+    header = ["Experiment", "μΔREL", *(TASK_LABELS[task] for task in COMPACT_TASKS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for k, row in enumerate(rows):
-        cells = [f"{number(row, t):.2f}" + ("*" if significant(row, t) else "") for t in README_TASKS]
+        cells = [f"{number(row, t):.2f}" + ("*" if significant(row, t) else "") for t in COMPACT_TASKS]
         lines.append("| " + " | ".join([row["experiment"], "-" if k == 0 else gain(row), *cells]) + " |")
     return "\n".join(lines)
 
@@ -276,7 +281,7 @@ def main() -> None:
         (args.workdir / "results" / f"table_{table}.md").read_text().split("\n", 2)[2].strip()
         for table in run.tables
     )
-    readme = "\n".join(
+    compact = "\n".join(
         [
             f"Measured at {where} (`python bench/quote_results.py {run.name}` regenerates this block; "
             "`*`: the 95% paired-bootstrap interval of the difference from the baseline excludes 0):",
@@ -288,9 +293,9 @@ def main() -> None:
     )
     corpora = corpus_line(run, args.workdir)
     results = "\n".join([f"{where}. The tables as the workflow wrote them:", "", tables, "", corpora])
-    replace_block(REPO / "README.md", run.name, readme)
+    replace_block(run.page, run.name, compact)
     replace_block(REPO / "bench" / "RESULTS.md", run.name, results)
-    print(f"quoted the {run.name} run ({where}) in README.md and bench/RESULTS.md")
+    print(f"quoted the {run.name} run ({where}) in {run.page.relative_to(REPO)} and bench/RESULTS.md")
 
 
 if __name__ == "__main__":

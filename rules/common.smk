@@ -22,7 +22,7 @@ MIX_MODEL = config["mix"]["model"]
 
 
 def code_of(script):
-    """The rule's `code` param: a digest of its script and the package code it imports (README)."""
+    """The rule's `code` param: a digest of its script and the code it imports (docs/configuration.md)."""
     return code_digest(Path(workflow.basedir) / "scripts" / script)
 
 

@@ -80,9 +80,12 @@ def test_a_block_is_rewritten_whole_between_its_markers(quote, tmp_path):
         quote.replace_block(path, "mini", "x")
 
 
-@pytest.mark.parametrize("name", ["demo", "mini"])
-def test_the_readme_and_the_results_have_a_block_for_each_run(quote, name):
-    assert name in quote.RUNS
-    for path in (REPO / "README.md", REPO / "bench/RESULTS.md"):
+@pytest.mark.parametrize(("name", "page"), [("demo", "README.md"), ("mini", "docs/reproducing.md")])
+def test_the_page_and_the_results_have_a_block_for_each_run(quote, name, page):
+    assert quote.RUNS[name].page == REPO / page
+    for path in (REPO / page, REPO / "bench/RESULTS.md"):
         text = path.read_text()
         assert text.count(f"<!-- quoted: {name} -->") == 1 and text.count(f"<!-- end quoted: {name} -->") == 1
+    guide = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    holding = [path for path in guide if f"<!-- quoted: {name} -->" in path.read_text()]
+    assert holding == [REPO / page]  # one copy in the guide, the one the script rewrites

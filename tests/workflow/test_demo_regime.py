@@ -2,8 +2,8 @@
 
 The paper's baseline sees its ~130M real tokens about 16 times (8000 steps x 256 x 1024 tokens); GOOD is
 step 2500 of 8000 (31%), the early amateur step 500 (6%); a ~97M-token synthetic corpus is about as large
-as the real one, mixed at 25% of each batch (int(16 x 0.3) of 16). README: "The demo in the paper's
-proportions".
+as the real one, mixed at 25% of each batch (int(16 x 0.3) of 16). docs/reproducing.md: "The demo in the
+paper's proportions".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Evaluate checkpoints: perplexity on the corpus test split and the BabyLM 2025 zero-shot suite.
 
-Scores follow the official pipeline (`../shared/REFERENCE.md` §2): accuracy per subtask then
+Scores follow the official pipeline (`docs/evaluation.md`): accuracy per subtask then
 macro-averaged (Entity Tracking: per file x numops, then per file group, then over the groups). WUG gets
 both of its definitions: the paper's accuracy (`wug_accuracy`: the first variant has the higher
 log-probability) and the official pipeline's Spearman correlation (x100) of P(first variant) with the human

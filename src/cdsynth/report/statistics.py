@@ -1,6 +1,6 @@
 """The paper's statistics: mean-max over checkpoints and seeds, muDeltaREL, and the paired bootstrap test.
 
-See `../shared/REFERENCE.md` §1 "Statistics". Scores are on the scale the tables print (accuracy in %,
+See `docs/experiments.md`, "Statistics". Scores are on the scale the tables print (accuracy in %,
 R2 gains x 100, perplexity as is); the bootstrap replicates themselves come from `cdsynth.report.bootstrap`.
 """
 

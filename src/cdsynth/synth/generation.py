@@ -1,8 +1,8 @@
 """Synthetic corpora: prompts from the seed split, one Arrow shard per job, a manifest per corpus.
 
-A corpus is named by its synthesis parameters (`corpus_spec.corpus_name`), never by the experiment that
-uses it, so experiments that share a corpus share one set of files. Each shard's random stream derives from
-(corpus seed, shard index) alone: the same settings rebuild the same token ids on CPU.
+A corpus is named by its synthesis parameters (`cdsynth.spec.synthesis.corpus_name`), never by the
+experiment that uses it, so experiments that share a corpus share one set of files. Each shard's random
+stream derives from (corpus seed, shard index) alone: the same settings rebuild the same token ids on CPU.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def load_decoder(
 
     float32 generates as the authors did: fp32 weights with TF32 matmuls on GPU
     (`torch.set_float32_matmul_precision("high")`); bfloat16 is faster on GPU but moves the CD
-    distribution (README, "Fidelity to the paper").
+    distribution (`docs/fidelity.md`).
     """
     torch.set_float32_matmul_precision("high")
     tokenizer = load_pair_tokenizer(expert_dir, amateur_dir)

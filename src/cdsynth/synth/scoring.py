@@ -1,6 +1,7 @@
 """Next-token scores for contrastive decoding and its baselines, in pure torch (every backend uses this).
 
-The rules follow the paper's logits processors (`../shared/REFERENCE.md` §1, "Scoring rules"):
+The rules follow the paper's logits processors (`docs/fidelity.md`, "Scoring"); this is the one place they
+are written out:
 
 - temperature T divides both models' logits; p_G, p_B are their softmaxes;
 - head V_head = {x : p_G(x) > alpha * max p_G};
