@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench/gpu_window.py"
 NEEDED = (
@@ -37,6 +39,7 @@ def test_the_phases_import_only_torch_and_transformers():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # a minute of compiling and timing on CPU
 def test_the_smoke_run_writes_a_result_for_every_phase(tmp_path):
     out = tmp_path / "gpu_window.jsonl"
     command = ["nice", "-n", "19", sys.executable, str(SCRIPT), "--smoke", "--out", str(out)]

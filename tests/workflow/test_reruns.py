@@ -13,6 +13,8 @@ import yaml
 from helpers import REPO, checkout, dry_run_from, fake_finished_run, snakemake, tiny_config
 
 PAPER = REPO / "workflow/presets/paper.yaml"
+# Dry runs of the paper preset after each edit: minutes, outside the fast tier (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

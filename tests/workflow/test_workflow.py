@@ -23,6 +23,9 @@ from cdsynth.report.tables import columns, read_table
 from cdsynth.resumable import work_path
 from cdsynth.synth.manifest import shard_metadata
 
+# Snakemake end to end on the micro config: minutes, outside the fast tier (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, corpus_dir):
