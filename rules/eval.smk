@@ -4,14 +4,6 @@
 # One job per run, not per checkpoint: the paper grid would otherwise have 4,176 evaluation jobs, and
 # Snakemake's DAG work on them made an up-to-date `snakemake -n` several times slower (bench/RESULTS.md).
 
-from cdsynth.spec.eval_data import check_data_dir
-
-# A missing task directory stops the workflow here, naming it.
-check_data_dir(config["eval"]["data_dir"])
-BASELINE_EVALUATIONS = [
-    eval_dir(model, seed) for model, seeds in config["baseline"].items() for seed in seeds
-]
-
 
 rule evaluate:
     input:
@@ -33,7 +25,7 @@ rule evaluate:
         **job_resources("eval"),
     params:
         code=code_of("evaluate_run.py"),
-        steps=EVALUATED_STEPS,
+        steps=PLAN.evaluated_steps,
         data_dir=config["eval"]["data_dir"],
         max_items=config["eval"]["max_items_per_task"],
         batch_size=config["eval"]["batch_size"],
