@@ -6,6 +6,7 @@
 #   snakemake --report results/report.html                                 tables and figures, captioned
 
 from cdsynth.spec.config import check_config_files, validate_config
+from cdsynth.spec.eval_data import check_data_dir
 from cdsynth.threads import configure_openmp
 
 # OpenMP's wait policy for the jobs' torch (cdsynth/threads.py). Set here, it is in every job's environment
@@ -23,6 +24,8 @@ if not workflow.config_settings.configfiles:
 
 check_config_files(workflow.configfiles)
 validate_config(config, workflow.source_path("workflow/schemas/config.schema.yaml"))
+# A missing task directory stops the workflow here, naming it.
+check_data_dir(config["eval"]["data_dir"])
 
 
 include: "rules/common.smk"
@@ -41,7 +44,4 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        BASELINE_RUNS,
-        MANIFESTS,
-        BASELINE_EVALUATIONS,
-        REPORTS,
+        PLAN.targets,

@@ -1,15 +1,5 @@
 # Raw text -> train / seed / test splits (Arrow), downloading remote sources first.
 
-from dataclasses import asdict
-
-from cdsynth.spec.sources import DOWNLOADS, Source, downloads
-
-# Every source file resolved now: a path or glob that matches nothing stops the workflow here.
-DOWNLOAD_ENTRIES = downloads(config["corpus"]["sources"])
-CORPUS_SOURCES = {
-    name: asdict(Source.resolved(source)) for name, source in config["corpus"]["sources"].items()
-}
-
 
 rule download:
     output:
@@ -20,26 +10,24 @@ rule download:
         f"{BENCH}/download/{{name}}.tsv"
     conda:
         "../envs/cdsynth.yaml"
-    threads: 1
+    threads: config["resources"]["download"]["threads"]
     resources:
-        mem_mb=1000,
-        runtime=240,
-        gpus=0,
+        **job_resources("download"),
     params:
         code=code_of("download.py"),
-        entry=lambda wc: DOWNLOAD_ENTRIES[f"{DOWNLOADS}/{wc.name}"],
+        entry=lambda wc: PLAN.downloads[f"{DOWNLOADS}/{wc.name}"],
     script:
         "../scripts/download.py"
 
 
 rule corpus:
     input:
-        [path for source in CORPUS_SOURCES.values() for path in (*source["train"], *source["test"])],
+        PLAN.corpus_files,
     output:
         train=corpus_split("train"),
         seed=corpus_split("seed"),
         test=corpus_split("test"),
-        stats=f"{RESULTS}/corpus/stats.json",
+        stats=CORPUS_STATS,
     log:
         f"{LOGS}/corpus.log",
     benchmark:
@@ -51,7 +39,7 @@ rule corpus:
         **job_resources("prepare"),
     params:
         code=code_of("build_corpus.py"),
-        sources=CORPUS_SOURCES,
+        sources=PLAN.corpus_sources,
         split_seed=config["corpus"]["split_seed"],
         seed_fraction=config["corpus"]["seed_fraction"],
         test_fraction=config["corpus"]["test_fraction"],

@@ -4,17 +4,6 @@
 # One job per run, not per checkpoint: the paper grid would otherwise have 4,176 evaluation jobs, and
 # Snakemake's DAG work on them made an up-to-date `snakemake -n` several times slower (bench/RESULTS.md).
 
-from dataclasses import asdict
-
-from cdsynth.spec.eval_data import check_data_dir
-from cdsynth.spec.evaluation import Evaluation
-
-# A missing task directory stops the workflow here, naming it.
-check_data_dir(config["eval"]["data_dir"])
-BASELINE_EVALUATIONS = [
-    eval_dir(model, seed) for model, seeds in config["baseline"].items() for seed in seeds
-]
-
 
 rule evaluate:
     input:
@@ -36,7 +25,7 @@ rule evaluate:
         **job_resources("eval"),
     params:
         code=code_of("evaluate_run.py"),
-        steps=EVALUATED_STEPS,
-        evaluation=asdict(Evaluation.of(config["eval"], config["shards"]["block_size"])),
+        steps=PLAN.evaluated_steps,
+        evaluation=PLAN.evaluation,
     script:
         "../scripts/evaluate_run.py"

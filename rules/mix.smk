@@ -1,30 +1,23 @@
 # Synthetic corpus -> training documents; real + synthetic documents -> one mixture run per (experiment, seed).
 
-from dataclasses import asdict
-
-# Mixtures by their path name, so a run's params are looked up, never parsed back from its path.
-MIXTURES = {e.mixture.slug: e.mixture for e in EXPERIMENTS.values() if e.mixture is not None}
-
 
 rule synth_tokens:
     input:
-        manifest=f"{corpus_dir('{name}')}/manifest.json",
+        manifest=manifest_file(CORPUS),
         tokenizer=TOKENIZER,
     output:
-        directory(f"{corpus_dir('{name}')}/tokens"),
+        directory(synthetic_tokens(CORPUS)),
     log:
-        f"{LOGS}/synth/{GOOD.slug}/{{name}}/tokens.log",
+        f"{LOGS}/synth/{PLAN.good.slug}/{{name}}/tokens.log",
     benchmark:
-        f"{BENCH}/synth/{GOOD.slug}/{{name}}/tokens.tsv"
+        f"{BENCH}/synth/{PLAN.good.slug}/{{name}}/tokens.tsv"
     wildcard_constraints:
         name=r"[^/]+",
     conda:
         "../envs/cdsynth.yaml"
-    threads: 1
+    threads: 1  # its samples are token ids already: it splits them, on one thread
     resources:
-        mem_mb=config["resources"]["prepare"]["mem_mb"],
-        runtime=config["resources"]["prepare"]["runtime"],
-        gpus=0,
+        **job_resources("prepare"),
     params:
         code=code_of("build_synthetic_shards.py"),
         tokens_per_shard=config["shards"]["tokens_per_shard"],
@@ -39,7 +32,7 @@ rule train_mixture:
         train=token_shards("train"),
         valid=token_shards("test"),
         tokenizer=TOKENIZER,
-        synthetic=f"{corpus_dir('{name}', '{good}')}/tokens",
+        synthetic=synthetic_tokens(corpus_dir("{good}", "{name}")),
     output:
         run=directory(run_dir(mixture_run("{model}", "{good}", "{name}", "{mixing}"), "{seed}")),
     log:
@@ -59,11 +52,8 @@ rule train_mixture:
         **job_resources("train"),
     params:
         code=code_of("train_model.py"),
-        train=lambda wc: {
-            "arch": config["models"][wc.model],
-            "seed": int(wc.seed),
-            **TRAIN_RECIPE,
-            "mixture": asdict(MIXTURES[wc.mixing]),
-        },
+        train=lambda wc: PLAN.mixture_runs[
+            run_dir(mixture_run(wc.model, wc.good, wc.name, wc.mixing), wc.seed)
+        ],
     script:
         "../scripts/train_model.py"

@@ -2,10 +2,6 @@
 # (step<N>/), metrics.csv and curve.png. The run is one output, not one per checkpoint: the paper grid
 # has ~4,000 checkpoints, and declaring each made an up-to-date `snakemake -n` much slower.
 
-# Everything that defines a run but its architecture and seed, so editing another cell never reruns it.
-TRAIN_RECIPE = {"block_size": config["shards"]["block_size"], **config["train"]}
-BASELINE_RUNS = [run_dir(model, seed) for model, seeds in config["baseline"].items() for seed in seeds]
-
 
 rule train_baseline:
     input:
@@ -28,6 +24,6 @@ rule train_baseline:
         **job_resources("train"),
     params:
         code=code_of("train_model.py"),
-        train=lambda wc: {"arch": config["models"][wc.model], "seed": int(wc.seed), **TRAIN_RECIPE},
+        train=lambda wc: PLAN.baseline_runs[run_dir(wc.model, wc.seed)],
     script:
         "../scripts/train_model.py"
