@@ -98,7 +98,7 @@ def shared_fields():
             yield pytest.param(name, prop, spec, spec.name in required, id=f"{name}.{spec.name}")
 
 
-@pytest.mark.parametrize(("section_name", "prop", "spec", "required"), shared_fields())
+@pytest.mark.parametrize(("section_name", "prop", "spec", "required"), list(shared_fields()))
 def test_the_schema_and_the_dataclass_state_the_same_bounds(section_name, prop, spec, required):
     default = None if spec.default is MISSING else spec.default
     assert field_terms(spec) == schema_terms(prop, required, default)
@@ -118,7 +118,7 @@ def probes(spec) -> list:
     return values
 
 
-@pytest.mark.parametrize(("section_name", "prop", "spec", "required"), shared_fields())
+@pytest.mark.parametrize(("section_name", "prop", "spec", "required"), list(shared_fields()))
 def test_the_schema_accepts_a_value_exactly_when_the_dataclass_does(section_name, prop, spec, required):
     validator = jsonschema.Draft202012Validator({**prop, "$defs": SCHEMA["$defs"]})
     for value in probes(spec):
