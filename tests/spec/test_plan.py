@@ -243,3 +243,15 @@ def test_the_plan_imports_no_torch():
     code = "import sys, cdsynth.spec.plan; assert 'torch' not in sys.modules, 'torch imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_field_of_a_source_reaches_the_corpus_job(planned):
+    """The corpus rule once passed a source's format, units and cap but not how the cap counts words, so
+    the paper preset's TinyStories cut counted by whitespace, not by split(" ") as the authors did."""
+    config = load("paper")
+    sources = planned(config).corpus_sources
+    for name, entry in config["corpus"]["sources"].items():
+        for key, value in entry.items():
+            if key not in ("train", "test"):
+                assert sources[name][key] == value, f"{name}.{key}"
+    assert sources["tinystories"]["max_words_count"] == "space"
