@@ -80,7 +80,7 @@ def measure(preset: str, data: dict[str, Path], args, device: torch.device) -> d
         "steps": 2 * args.steps,
         "batch_size": args.micro_batch,
         "micro_batch_size": args.micro_batch,
-        "save_every": args.steps,
+        "checkpoints": {"every": args.steps},
         "eval_blocks": 1,
         "warmup_steps": 1,
         "compile": args.compile,

@@ -1,5 +1,5 @@
 # Each training run -> perplexity and the BabyLM 2025 suite of every checkpoint it saved:
-# eval/<run>/seed<S>/step<N>/scores.json + per-item predictions.
+# eval/<run>/seed<S>/step<N>/scores.json + per-item predictions, and checkpoints.json listing them.
 #
 # One job per run, not per checkpoint: the paper grid would otherwise have 4,176 evaluation jobs, and
 # Snakemake's DAG work on them made an up-to-date `snakemake -n` several times slower (bench/RESULTS.md).
@@ -25,7 +25,7 @@ rule evaluate:
         **job_resources("eval"),
     params:
         code=code_of("evaluate_run.py"),
-        steps=PLAN.evaluated_steps,
+        stride=config["eval"]["stride"],
         evaluation=PLAN.evaluation,
     script:
         "../scripts/evaluate_run.py"

@@ -20,9 +20,8 @@ rule experiment_summary:
         **job_resources("report"),
     params:
         code=code_of("summarize_experiment.py"),
-        # The input's evaluations are the seeds', in this order; each has these steps.
+        # The input's evaluations are the seeds', in this order.
         seeds=config["mix"]["seeds"],
-        steps=PLAN.evaluated_steps,
         data_dir=config["eval"]["data_dir"],
         samples=config["stats"]["bootstrap_samples"],
         seed=config["stats"]["bootstrap_seed"],

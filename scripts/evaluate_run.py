@@ -9,7 +9,7 @@ run_job(
     smk,
     lambda: evaluate_run(
         smk.input.run,
-        smk.params.steps,
+        smk.params.stride,
         smk.input.test,
         smk.output[0],
         Evaluation(**smk.params.evaluation),

@@ -105,7 +105,7 @@ def micro_run(prepared, tmp_path_factory) -> Path:
         micro_batch_size=8,
         lr=3e-3,
         warmup_steps=4,
-        save_every=20,
+        checkpoints={"every": 20},
         eval_blocks=16,
     )
     train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)

@@ -113,7 +113,9 @@ def tiny_config(corpus_dir: Path) -> dict:
     config["shards"]["block_size"] = 32
     config["models"] = {"micro": MICRO_ARCH}
     config["baseline"] = {"micro": [42, 43]}
-    config["train"].update(steps=20, save_every=10, warmup_steps=2, batch_size=8, micro_batch_size=4)
+    config["train"].update(
+        steps=20, checkpoints={"every": 10}, warmup_steps=2, batch_size=8, micro_batch_size=4
+    )
     config["eval"].update(data_dir=str(corpus_dir.parent / "babylm2025_eval"), max_items_per_task=5, stride=1)
     config["synth"].update(
         good={"model": "micro", "seed": 42, "step": 20},

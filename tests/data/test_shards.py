@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from helpers import write_corpus
 
-from cdsynth.data.shards import build_shards, load_documents
+from cdsynth.data.shards import build_shards, count_words, load_documents
 from cdsynth.data.tokenizer import load_tokenizer, tokenizer_fingerprint, train_tokenizer
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, read_json, sha256_file
@@ -42,9 +42,26 @@ def shards_copy(built: tuple[Path, dict], tmp_path: Path) -> Path:
 def test_documents_are_bos_ids_eos_in_corpus_order(
     built: tuple[Path, dict], tok_dir: Path, documents: list[list[int]]
 ) -> None:
-    tokens, starts = load_documents(built[0], tok_dir)
+    tokens, starts, _ = load_documents(built[0], tok_dir)
     assert tokens.dtype == np.int32 and tokens.flags.c_contiguous
     assert [tokens[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])] == documents
+
+
+def test_every_document_carries_its_whitespace_words(built: tuple[Path, dict], corpus_arrow: Path) -> None:
+    """The BabyLM rules count words by whitespace: "a  b\nc" is three words, newlines and runs included."""
+    texts = read_arrow(corpus_arrow).column("text").to_pylist()
+    words = load_documents(built[0]).words
+    assert words.tolist() == [len(text.split()) for text in texts]
+    assert (
+        built[1]["num_words"]
+        == sum(len(text.split()) for text in texts)
+        == sum(shard["num_words"] for shard in built[1]["shards"])
+    )
+
+
+def test_counting_words_of_hand_made_documents() -> None:
+    texts = ["one", "two words", "  padded \t and\nsplit  ", "", "hy-phen don't 3.14"]
+    assert count_words(texts).tolist() == [1, 2, 3, 0, 3]
 
 
 def test_meta_counts_and_shard_split(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -400,7 +402,7 @@ def test_a_missing_task_directory_is_named(micro_run, prepared, tmp_path):
 def evaluate_micro_run(micro_run, prepared, eval_data, out, **settings) -> None:
     test = prepared["corpus"] / "test.arrow"
     settings = {"max_items_per_task": ITEMS, "batch_size": 32, "window": 32} | settings
-    evaluate_run(micro_run, [20, 40], test, out, Evaluation(str(eval_data), **settings))
+    evaluate_run(micro_run, 1, test, out, Evaluation(str(eval_data), **settings))
 
 
 @pytest.fixture(scope="module")
@@ -410,8 +412,17 @@ def evaluated_run(micro_run, prepared, eval_data, tmp_path_factory):
     return out
 
 
-def test_a_run_is_evaluated_checkpoint_by_checkpoint(evaluated_run, evaluated):
-    assert sorted(p.name for p in evaluated_run.iterdir()) == ["job.json", "step20", "step40"]
+def test_a_run_is_evaluated_checkpoint_by_checkpoint(evaluated_run, evaluated, micro_run):
+    assert sorted(p.name for p in evaluated_run.iterdir()) == [
+        "checkpoints.json",
+        "job.json",
+        "step20",
+        "step40",
+    ]
+    listed = read_json(evaluated_run / "checkpoints.json")
+    assert [row["step"] for row in listed] == [20, 40] and listed[1] == read_json(
+        micro_run / "step40/checkpoint.json"
+    )
     assert read_json(evaluated_run / "step40/scores.json")["scores"] == evaluated[0]["scores"]
     assert read_json(evaluated_run / "job.json")["max_items_per_task"] == ITEMS, (
         "what the evaluation was made from"
@@ -420,8 +431,8 @@ def test_a_run_is_evaluated_checkpoint_by_checkpoint(evaluated_run, evaluated):
 
 
 def test_an_experiment_summary_has_both_wug_metrics(evaluated_run, eval_data, tmp_path):
-    dirs = {3: {20: str(evaluated_run / "step20"), 40: str(evaluated_run / "step40")}}
-    summary = summarize_experiment("micro", dirs, eval_data, tmp_path, samples=200)
+    summary = summarize_experiment("micro", {3: str(evaluated_run)}, eval_data, tmp_path, samples=200)
+    assert {result["selected"][3] for result in summary["tasks"].values()} <= {20, 40}
     assert set(summary["tasks"]) == set(TASK_LABELS)
     with np.load(tmp_path / "replicates.npz") as data:
         replicates = {task: data[task] for task in data.files}
@@ -433,8 +444,10 @@ def test_an_experiment_summary_has_both_wug_metrics(evaluated_run, eval_data, tm
 
 def test_a_missing_checkpoint_is_named_before_any_evaluation(micro_run, prepared, eval_data, tmp_path):
     test = prepared["corpus"] / "test.arrow"
-    with pytest.raises(DataError, match="no step60. Train the run first"):
-        evaluate_run(micro_run, [20, 60], test, tmp_path / "seed3", Evaluation(str(eval_data)))
+    run = Path(shutil.copytree(micro_run, tmp_path / "run"))
+    shutil.rmtree(run / "step20")
+    with pytest.raises(DataError, match="no step20. Train the run again"):
+        evaluate_run(run, 1, test, tmp_path / "seed3", Evaluation(str(eval_data)))
     assert not work_path(tmp_path / "seed3").exists()
 
 
@@ -443,7 +456,7 @@ import sys
 from cdsynth.eval.suite import evaluate_run
 from cdsynth.spec.evaluation import Evaluation
 run, test, data, out = sys.argv[1:]
-evaluate_run(run, [20, 40], test, out, Evaluation(data, max_items_per_task=4, batch_size=32, window=32))
+evaluate_run(run, 1, test, out, Evaluation(data, max_items_per_task=4, batch_size=32, window=32))
 """
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cdsynth.data.shards import load_documents
+from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, read_json, write_json
 from cdsynth.synth.tokens import build_synthetic_shards, split_documents
@@ -46,8 +47,19 @@ def corpus_samples(corpus: Path) -> list[list[int]]:
 
 
 def stored_documents(tokens_dir: Path, tokenizer: Path) -> list[list[int]]:
-    tokens, starts = load_documents(tokens_dir, tokenizer)
+    tokens, starts, _ = load_documents(tokens_dir, tokenizer)
     return [tokens[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])]
+
+
+def test_a_synthetic_document_counts_the_words_of_its_decoded_text(synthetic_corpus, prepared, tmp_path):
+    build_synthetic_shards(synthetic_corpus, prepared["tokenizer"], tmp_path / "tokens")
+    documents = load_documents(tmp_path / "tokens", prepared["tokenizer"])
+    tokenizer = load_tokenizer(prepared["tokenizer"])
+    pieces = [
+        documents.tokens[a + 1 : b - 1].tolist() for a, b in zip(documents.starts, documents.starts[1:])
+    ]
+    expected = [len(tokenizer.decode(piece, skip_special_tokens=True).split()) for piece in pieces]
+    assert documents.words.tolist() == expected and sum(expected) > len(pieces)
 
 
 def test_synthetic_documents_are_the_split_samples(synthetic_corpus, prepared, tmp_path):

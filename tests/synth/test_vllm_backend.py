@@ -56,7 +56,7 @@ def small_amateur(prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("small_amateur")
     arch = {"layers": 1, "hidden": 48, "heads": 1, "intermediate": 96, "max_positions": 64}
     cfg = micro_settings(5, arch, steps=20, batch_size=8, micro_batch_size=8, lr=3e-3, warmup_steps=2,
-                         save_every=20, eval_blocks=8)  # fmt: skip
+                         checkpoints={"every": 20}, eval_blocks=8)  # fmt: skip
     train(cfg, prepared["train"], prepared["test"], prepared["tokenizer"], out)
     return out / "step20"
 

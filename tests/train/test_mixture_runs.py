@@ -22,7 +22,7 @@ def mixture_config(**overrides) -> TrainSettings:
         micro_batch_size=4,
         lr=3e-3,
         warmup_steps=2,
-        save_every=10,
+        checkpoints={"every": 10},
         eval_blocks=8,
         mixture=Mixture(0.3),
     )
@@ -57,7 +57,7 @@ def test_a_killed_mixture_run_resumes_to_bitwise_identical_weights(synthetic_cor
     build_synthetic_shards(synthetic_corpus, prepared["tokenizer"], tmp_path / "tokens")
     # 200 steps of 2.4 synthetic sequences use the 30-odd synthetic blocks many times over: every pass
     # repacks them, and the resumed run must pick up the very pass and position it was killed in.
-    cfg = mixture_config(steps=200, save_every=10)
+    cfg = mixture_config(steps=200, checkpoints={"every": 10})
     paths = {
         "train_shards": str(prepared["train"]),
         "valid_shards": str(prepared["test"]),

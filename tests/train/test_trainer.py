@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -9,17 +10,20 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import MICRO, kill_and_resume, micro_settings, weights
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cdsynth.data.shards import load_documents
 from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.errors import ConfigError
 from cdsynth.resumable import WorkDir, work_path
-from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.schedule import Checkpoints
 from cdsynth.spec.training import TrainSettings
 from cdsynth.train.models import build_model
+from cdsynth.train.packing import MixedBatches, PackedStream
 from cdsynth.train.trainer import (
     chunked_lm_loss,
     lr_factor,
@@ -38,7 +42,7 @@ def micro_config(**overrides) -> TrainSettings:
         micro_batch_size=4,
         lr=3e-3,
         warmup_steps=5,
-        save_every=20,
+        checkpoints={"every": 20},
         eval_blocks=32,
     )
     return micro_settings(**(values | overrides))
@@ -73,8 +77,12 @@ def test_warmup_from_zero_is_the_hugging_face_cosine_schedule():
 
 
 def test_checkpoint_steps_include_the_last():
-    assert checkpoint_steps(100, 30) == [30, 60, 90, 100]
-    assert checkpoint_steps(8000, 500)[-1] == 8000 and len(checkpoint_steps(8000, 500)) == 16
+    assert Checkpoints(every=30).fixed_steps(100) == [30, 60, 90, 100]
+    assert (
+        Checkpoints(every=500).fixed_steps(8000)[-1] == 8000
+        and len(Checkpoints(every=500).fixed_steps(8000)) == 16
+    )
+    assert Checkpoints(babylm=True).fixed_steps(100) == [100]
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +177,7 @@ def test_training_lowers_validation_loss_and_saves_loadable_checkpoints(prepared
 
 
 def test_killed_run_resumes_to_bitwise_identical_weights(prepared, tmp_path):
-    cfg = micro_config(steps=400, save_every=10)
+    cfg = micro_config(steps=400, checkpoints={"every": 10})
     reference = run(cfg, prepared, tmp_path / "reference")
     paths = {
         "train_shards": str(prepared["train"]),
@@ -178,16 +186,17 @@ def test_killed_run_resumes_to_bitwise_identical_weights(prepared, tmp_path):
     }
     out = kill_and_resume(cfg, paths, tmp_path)
     assert weights(out) == weights(tmp_path / "reference")
-    assert len(weights(out)) == len(checkpoint_steps(cfg.steps, cfg.save_every))
-    assert [r["val_loss"] for r in reference] == [
-        float(line.split(",")[3]) for line in (out / "metrics.csv").read_text().splitlines()[1:]
-    ]
+    assert len(weights(out)) == len(cfg.checkpoints.fixed_steps(cfg.steps))
+    with open(out / "metrics.csv", newline="") as handle:
+        assert [r["val_loss"] for r in reference] == [
+            float(row["val_loss"]) for row in csv.DictReader(handle)
+        ]
 
 
 def test_a_state_saved_by_other_settings_is_discarded(prepared, tmp_path, capsys):
     stale = WorkDir(tmp_path / "run", {"run": "another config"}).open()
     save_state(stale / "state.pt", {"step": 10})
-    history = run(micro_config(steps=4, save_every=2), prepared, tmp_path / "run")
+    history = run(micro_config(steps=4, checkpoints={"every": 2}), prepared, tmp_path / "run")
     assert [row["step"] for row in history] == [2, 4], "trained from step 0"
     assert "discarding" in capsys.readouterr().err and not stale.exists()
 
@@ -195,13 +204,13 @@ def test_a_state_saved_by_other_settings_is_discarded(prepared, tmp_path, capsys
 def test_training_into_a_directory_of_other_files_is_refused(prepared, tmp_path):
     (tmp_path / "notes.txt").write_text("not a training run")
     with pytest.raises(ConfigError, match="not empty and not a training run"):
-        run(micro_config(steps=2, save_every=2), prepared, tmp_path)
+        run(micro_config(steps=2, checkpoints={"every": 2}), prepared, tmp_path)
     assert (tmp_path / "notes.txt").exists() and not work_path(tmp_path).exists()
 
 
 def test_two_process_ddp_matches_one_process(prepared, tmp_path):
     """torchrun with two CPU processes (gloo) trains the same model as one process, up to float rounding."""
-    cfg = micro_config(steps=20, save_every=10, micro_batch_size=2)
+    cfg = micro_config(steps=20, checkpoints={"every": 10}, micro_batch_size=2)
     single = run(cfg, prepared, tmp_path / "single")
     spec = tmp_path / "spec.json"
     paths = {
@@ -233,3 +242,52 @@ def test_two_process_ddp_matches_one_process(prepared, tmp_path):
     # Adam divides a rarely seen token's tiny embedding gradient by a tiny sqrt(v): the all-reduce's other
     # summation order then shows in a few such rows as up to ~4e-5 (weights ~0.1); everything else is 1e-6.
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+# A one-layer model of 16 dimensions: ~110K tokens/s on one core, so a run sees 2M words in ~30 s.
+NANO = {"layers": 1, "hidden": 16, "heads": 1, "intermediate": 32, "max_positions": 64}
+
+
+def words_after_each_step(cfg: TrainSettings, prepared) -> np.ndarray:
+    """Words seen after each step, counted independently of the trainer's count: each token of the batches
+    the run trains on carries its document's words / tokens."""
+    documents = load_documents(prepared["train"])
+    stream = PackedStream(documents, cfg.block_size, (cfg.seed,), cfg.packing)
+    batches = MixedBatches(stream, None, cfg.batch_size, cfg.micro_batch_size)
+    document_of = np.repeat(np.arange(len(documents.words)), np.diff(documents.starts))
+    per_token = (documents.words / np.diff(documents.starts))[document_of]
+    words = [0.0]
+    for step in range(cfg.steps):
+        taken = batches.real.token_indices(step * cfg.batch_size, cfg.batch_size)
+        words.append(words[-1] + per_token[taken].sum())
+    return np.array(words)
+
+
+@pytest.mark.slow
+def test_the_babylm_schedule_saves_exactly_the_marks_reached_and_resumes_after_kill(prepared, tmp_path):
+    cfg = micro_settings(
+        seed=1,
+        arch=NANO,
+        block_size=64,
+        steps=1000,
+        batch_size=64,
+        micro_batch_size=64,
+        lr=3e-3,
+        warmup_steps=5,
+        eval_blocks=4,
+        checkpoints={"babylm": True},
+    )
+    words = words_after_each_step(cfg, prepared)
+    assert 2e6 < words[-1] < 3e6, "the run should pass 1M and 2M words"
+    marks = {int(np.argmax(words >= m * 1e6)): f"chck_{m}M" for m in (1, 2)}
+    paths = {key: str(prepared[name]) for key, name in [("train_shards", "train"), ("valid_shards", "test"),
+                                                         ("tokenizer_dir", "tokenizer")]}  # fmt: skip
+    out = kill_and_resume(cfg, paths, tmp_path)  # killed after its first save: the 1M mark
+    with open(out / "metrics.csv", newline="") as handle:
+        saved = {int(row["step"]): row for row in csv.DictReader(handle)}
+    assert sorted(saved) == sorted([*marks, cfg.steps])
+    for step, row in saved.items():
+        info = json.loads((out / f"step{step}/checkpoint.json").read_text())
+        assert info["mark"] == marks.get(step)
+        assert info["words_real"] == int(row["words_real"]) == round(words[step]) == info["words"]
+        assert info["tokens"] == step * cfg.batch_size * cfg.block_size and info["words_synthetic"] == 0

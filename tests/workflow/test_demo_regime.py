@@ -20,7 +20,7 @@ from cdsynth.data.tokenizer import train_tokenizer
 from cdsynth.io import read_arrow
 from cdsynth.spec.experiments import experiments_of, good_of
 from cdsynth.spec.protocol import protocol_from
-from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.schedule import fixed_steps_of
 from cdsynth.spec.sources import expand_paths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_the_baseline_sees_its_real_data_about_16_times(regime):
 def test_good_and_the_early_amateur_sit_at_the_papers_fractions_of_training(regime):
     config = regime["config"]
     steps = config["train"]["steps"]
-    saved = checkpoint_steps(steps, config["train"]["save_every"])
+    saved = fixed_steps_of(config["train"])
     assert len(saved) == 16, "the paper checkpoints 16 times (8000 / 500)"
     assert 0.25 <= good_of(config).step / steps <= 0.35
     early = [e.corpus.amateur for e in experiments_of(config).values() if e.corpus and e.corpus.amateur]

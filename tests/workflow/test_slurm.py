@@ -63,14 +63,14 @@ def test_a_training_job_that_hits_its_time_limit_resumes_on_retry(cluster, tmp_p
     config["tables"] = {"main": ["Baseline"]}
     run = "results/models/micro/seed42"
     # Without SLURM: the data, and a short run that times a training step on this machine.
-    config["train"].update(steps=200, save_every=200)
+    config["train"].update(steps=200, checkpoints={"every": 200})
     local = snakemake(tmp_path, config, run)
     assert local.returncode == 0, local.stderr[-3000:]
     seconds_per_step = read_history(tmp_path / run / "metrics.csv")[-1]["elapsed_s"] / 200
     # About 110 s of training (and ~15 s of start-up) against a 1-minute limit, which SLURM enforces
     # within 30 s: the first attempt is stopped midway; the retry, with 2 minutes, resumes and finishes.
     steps = round(110 / seconds_per_step)
-    config["train"].update(steps=steps, save_every=max(1, steps // 20))
+    config["train"].update(steps=steps, checkpoints={"every": max(1, steps // 20)})
     config["resources"]["train"]["runtime"] = 1
     profile = REPO / "workflow/profiles/slurm-local"
     result = snakemake(tmp_path, config, "--profile", str(profile), "--retries", "2", run, timeout=900)

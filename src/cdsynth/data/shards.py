@@ -2,6 +2,8 @@
 
 Documents, not fixed blocks, are stored because the trainer packs them into blocks itself, afresh on every
 pass over the data (`cdsynth.train.packing.PackedStream`), as the authors' training code regroups its data.
+Each row also holds the document's words as the BabyLM rules count them (`count_words`), so that a run
+knows the words it has seen.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +24,21 @@ from cdsynth.io import atomic_path, read_arrow, read_json, sha256_file, write_ar
 
 META_FILE = "meta.json"
 COLUMN = "input_ids"
+WORDS = "words"
 _ENCODE_BATCH = 1024  # documents per encode_batch call: big enough for Rust-side parallelism, small in memory
+
+
+class Documents(NamedTuple):
+    """Documents as one token array: document i is tokens[starts[i]:starts[i + 1]] and has words[i] words."""
+
+    tokens: np.ndarray
+    starts: np.ndarray
+    words: np.ndarray
+
+
+def count_words(texts: list[str]) -> np.ndarray:
+    """Whitespace-separated words of each text, as the BabyLM rules count a word budget."""
+    return np.array([len(text.split()) for text in texts], dtype=np.int64)
 
 
 def build_shards(
@@ -48,7 +64,7 @@ def build_shards(
 
 
 def write_documents(
-    batches: Iterator[tuple[np.ndarray, np.ndarray]],
+    batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]],
     tokenizer_dir: str | os.PathLike,
     vocab_size: int,
     out_dir: str | os.PathLike,
@@ -56,7 +72,8 @@ def write_documents(
     source: str,
     extra: dict[str, Any] | None = None,
 ) -> dict:
-    """Write (token stream, document lengths) batches as shards of about `tokens_per_shard` tokens.
+    """Write (token stream, document lengths, document words) batches as shards of about
+    `tokens_per_shard` tokens.
 
     Returns the meta dict, also written as `out_dir/meta.json`; `extra` entries join it.
     """
@@ -70,6 +87,7 @@ def write_documents(
         meta = {
             "num_documents": documents,
             "num_tokens": sum(s["num_tokens"] for s in shards),
+            "num_words": sum(s["num_words"] for s in shards),
             "vocab_size": vocab_size,
             "tokenizer_sha256": tokenizer_fingerprint(tokenizer_dir),
             "source": source,
@@ -81,23 +99,23 @@ def write_documents(
 
 
 def _shard_batches(
-    batches: Iterator[tuple[np.ndarray, np.ndarray]], out_dir: Path, tokens_per_shard: int
+    batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]], out_dir: Path, tokens_per_shard: int
 ) -> list[dict[str, Any]]:
     """Write the documents in order into shards; a shard closes with the document that fills its budget."""
     shards: list[dict[str, Any]] = []
-    pending: list[tuple[np.ndarray, np.ndarray]] = []
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     room = tokens_per_shard
-    for values, lengths in batches:
+    for values, lengths, words in batches:
         ends = np.cumsum(lengths)
         while len(lengths) and ends[-1] >= room:
             take = int(np.searchsorted(ends, room)) + 1  # documents up to the one that fills the shard
-            pending.append((values[: ends[take - 1]], lengths[:take]))
+            pending.append((values[: ends[take - 1]], lengths[:take], words[:take]))
             shards.append(_write_shard(out_dir, len(shards), pending))
-            values, lengths = values[ends[take - 1] :], lengths[take:]
+            values, lengths, words = values[ends[take - 1] :], lengths[take:], words[take:]
             ends = ends[take:] - ends[take - 1]
             pending, room = [], tokens_per_shard
         if len(lengths):
-            pending.append((values, lengths))
+            pending.append((values, lengths, words))
             room -= int(ends[-1])
     if pending:
         shards.append(_write_shard(out_dir, len(shards), pending))
@@ -106,8 +124,8 @@ def _shard_batches(
 
 def load_documents(
     shards_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every document of checked shards: (tokens, starts), document i being tokens[starts[i]:starts[i + 1]].
+) -> Documents:
+    """Every document of checked shards, with its words.
 
     The tokens are one contiguous int32 array. With `tokenizer_dir`, also checks that the shards were built
     with that exact tokenizer.
@@ -121,21 +139,24 @@ def load_documents(
         )
     tokens = np.empty(meta["num_tokens"], dtype=np.int32)
     lengths = np.empty(meta["num_documents"], dtype=np.int64)
+    words = np.empty(meta["num_documents"], dtype=np.int64)
     token_row = doc_row = 0
     for shard in meta["shards"]:
-        values, doc_lengths = _read_shard(shards_dir, shard)
+        values, doc_lengths, doc_words = _read_shard(shards_dir, shard)
         tokens[token_row : token_row + len(values)] = values
         lengths[doc_row : doc_row + len(doc_lengths)] = doc_lengths
+        words[doc_row : doc_row + len(doc_lengths)] = doc_words
         token_row, doc_row = token_row + len(values), doc_row + len(doc_lengths)
     if token_row != len(tokens) or doc_row != len(lengths):
         raise _corrupt(shards_dir, META_FILE, "its totals differ from the shards'")
-    return tokens, np.concatenate([[0], np.cumsum(lengths)])
+    return Documents(tokens, np.concatenate([[0], np.cumsum(lengths)]), words)
 
 
 def _encode_batches(
     texts: pa.ChunkedArray, tokenizer: Any, threads: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ([BOS] + ids + [EOS] of each document, concatenated; their lengths), a batch at a time."""
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ([BOS] + ids + [EOS] of each document, concatenated; their lengths; their words), a batch at
+    a time."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     # The Rust backend skips the Python wrapper's per-call overhead (padding, BatchEncoding, ...).
     backend = tokenizer.backend_tokenizer
@@ -149,7 +170,7 @@ def _encode_batches(
                 stream.extend(encoding.ids)
                 stream.append(eos)
                 lengths.append(len(encoding.ids) + 2)
-            yield np.array(stream, dtype=np.int32), np.array(lengths, dtype=np.int64)
+            yield np.array(stream, dtype=np.int32), np.array(lengths, dtype=np.int64), count_words(batch)
             bar.update(len(batch))
 
 
@@ -175,17 +196,19 @@ def _tokenizer_threads(threads: int) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _write_shard(out_dir: Path, index: int, batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+def _write_shard(
+    out_dir: Path, index: int, batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> dict[str, Any]:
     name = f"shard-{index:05d}.arrow"
-    values = np.concatenate([v for v, _ in batches])
-    lengths = np.concatenate([lengths for _, lengths in batches])
+    values, lengths, words = (np.concatenate(column) for column in zip(*batches))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     documents = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int32()))
-    write_arrow(pa.table({COLUMN: documents}), out_dir / name)
+    write_arrow(pa.table({COLUMN: documents, WORDS: pa.array(words, type=pa.int64())}), out_dir / name)
     return {
         "file": name,
         "num_documents": len(lengths),
         "num_tokens": len(values),
+        "num_words": int(words.sum()),
         "sha256": sha256_file(out_dir / name),
     }
 
@@ -204,8 +227,9 @@ def _read_meta(shards_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def _read_shard(shards_dir: Path, shard: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(flat int32 tokens, document lengths) of a shard, after checking checksum, type and counts."""
+def _read_shard(shards_dir: Path, shard: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat int32 tokens, document lengths, document words) of a shard, after checking checksum, type and
+    counts."""
     path = shards_dir / shard["file"]
     if not path.is_file():
         raise _corrupt(shards_dir, shard["file"], "missing")
@@ -215,15 +239,16 @@ def _read_shard(shards_dir: Path, shard: dict[str, Any]) -> tuple[np.ndarray, np
         table = read_arrow(path)
     except DataError as err:
         raise _corrupt(shards_dir, shard["file"], str(err)) from err
-    expected = pa.list_(pa.int32())
-    if table.column_names != [COLUMN] or table.schema.field(COLUMN).type != expected:
-        raise _corrupt(shards_dir, shard["file"], f"schema {table.schema} is not {COLUMN}: {expected}")
+    expected = pa.schema([(COLUMN, pa.list_(pa.int32())), (WORDS, pa.int64())])
+    if not table.schema.equals(expected):
+        raise _corrupt(shards_dir, shard["file"], f"schema {table.schema} is not {expected}")
     documents = table.column(COLUMN).combine_chunks()
     if len(documents) != shard["num_documents"]:
         raise _corrupt(
             shards_dir, shard["file"], f"{len(documents)} documents, meta says {shard['num_documents']}"
         )
-    return documents.flatten().to_numpy(), np.diff(documents.offsets.to_numpy()).astype(np.int64)
+    lengths = np.diff(documents.offsets.to_numpy()).astype(np.int64)
+    return documents.flatten().to_numpy(), lengths, table.column(WORDS).to_numpy()
 
 
 def _corrupt(shards_dir: Path, name: str, why: str) -> DataError:

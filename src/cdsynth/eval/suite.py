@@ -11,6 +11,7 @@ Every item's numbers go into a predictions table so that the paired bootstrap ca
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import time
@@ -30,10 +31,12 @@ from cdsynth.errors import DataError
 from cdsynth.eval.items import load_items, load_reading, subsample
 from cdsynth.eval.lm_scoring import completion_logprobs, document_nlls, next_token_logprobs
 from cdsynth.eval.metrics import CHOICE_TASKS, aggregate, reading_scores, reading_table, spearman
-from cdsynth.io import atomic_path, read_arrow, sha256_file, write_json
+from cdsynth.io import atomic_path, read_arrow, read_json, sha256_file, write_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.eval_data import check_data_dir
 from cdsynth.spec.evaluation import Evaluation
+from cdsynth.spec.paths import EVALUATED_FILE
+from cdsynth.spec.schedule import evaluated_steps
 from cdsynth.threads import set_torch_threads
 
 PREDICTIONS = pa.schema(
@@ -256,7 +259,7 @@ def evaluate_checkpoint(
 
 def evaluate_run(
     run_dir: str | os.PathLike,
-    steps: list[int],
+    stride: int,
     test_arrow: str | os.PathLike,
     out_dir: str | os.PathLike,
     settings: Evaluation,
@@ -264,13 +267,16 @@ def evaluate_run(
 ) -> None:
     """Evaluate a run's checkpoints into `out_dir/step<N>/`; a killed job keeps what it finished.
 
-    The work is resumable (`cdsynth.resumable`): finished checkpoints are kept only for the same training
-    run (its metrics.csv) and the same evaluation settings, which `out_dir/job.json` records.
+    Which checkpoints: every `stride`-th the run saved, counted back from the last, and every one that
+    carries a BabyLM mark (`cdsynth.spec.schedule.evaluated_steps`); `out_dir/checkpoints.json` lists them
+    with what each has seen. The work is resumable (`cdsynth.resumable`): finished checkpoints are kept
+    only for the same training run (its metrics.csv) and the same evaluation settings, which
+    `out_dir/job.json` records.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    missing = [f"step{step}" for step in steps if not (run_dir / f"step{step}").is_dir()]
-    if missing:
-        raise DataError(f"{run_dir}: no {', '.join(missing)}. Train the run first (rerun Snakemake).")
+    saved = saved_checkpoints(run_dir)
+    marked = [step for step, info in saved.items() if info.get("mark")]
+    steps = evaluated_steps(sorted(saved), stride, marked)
     key = {"run": sha256_file(run_dir / "metrics.csv"), **asdict(settings)}
     job = WorkDir(out_dir, key)
     work = job.open()
@@ -279,7 +285,21 @@ def evaluate_run(
             print(f"keeping step {step}, evaluated by an earlier attempt")
             continue
         evaluate_checkpoint(run_dir / f"step{step}", test_arrow, work / f"step{step}", settings, threads)
-    job.publish([*(f"step{step}" for step in steps), KEY_FILE])
+    write_json([saved[step] for step in steps], work / EVALUATED_FILE)
+    job.publish([*(f"step{step}" for step in steps), EVALUATED_FILE, KEY_FILE])
+
+
+def saved_checkpoints(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """Step -> what a finished run's checkpoint records (`checkpoint.json`), for every step it saved."""
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        raise DataError(f"{metrics}: not found. Train the run first (rerun Snakemake).")
+    with open(metrics, newline="") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    missing = [f"step{step}" for step in steps if not (run_dir / f"step{step}/checkpoint.json").is_file()]
+    if missing:
+        raise DataError(f"{run_dir}: no {', '.join(missing)}. Train the run again (rerun Snakemake).")
+    return {step: read_json(run_dir / f"step{step}/checkpoint.json") for step in steps}
 
 
 def write_predictions(rows: list[dict], path: Path) -> None:

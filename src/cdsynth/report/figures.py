@@ -63,11 +63,13 @@ def plot_curves(curves: dict[str, dict[int, list[dict[str, float]]]], baseline: 
     """Held-out perplexity against step per experiment (mean over seeds, the seeds' range shaded), and the
     baseline's training perplexity dashed: where the two part, the baseline over-fits its repeated data.
 
-    Mixtures' training loss is left out: it mixes synthetic text, so it is not comparable.
+    Mixtures' training loss is left out: it mixes synthetic text, so it is not comparable. An experiment
+    is drawn at the steps all its seeds saved: BabyLM marks fall on steps that differ from seed to seed.
     """
     fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     for index, (name, runs) in enumerate(curves.items()):
-        steps = [row["step"] for row in next(iter(runs.values()))]
+        steps = sorted(set.intersection(*({row["step"] for row in history} for history in runs.values())))
+        runs = {seed: [row for row in history if row["step"] in steps] for seed, history in runs.items()}
         perplexities = [[math.exp(row["val_loss"]) for row in history] for history in runs.values()]
         ax.plot(
             steps, [sum(v) / len(v) for v in zip(*perplexities)], marker="o", color=f"C{index}", label=name

@@ -24,6 +24,15 @@ from cdsynth.eval.items import load_reading
 from cdsynth.io import atomic_path, read_json, write_json
 from cdsynth.report.bootstrap import task_replicates
 from cdsynth.report.statistics import TASK_LABELS, mean_max
+from cdsynth.spec.paths import EVALUATED_FILE, checkpoint_dir
+
+
+def evaluated_checkpoints(evaluation: str | os.PathLike) -> dict[int, str]:
+    """Step -> scores directory of every checkpoint an evaluation scored (its `EVALUATED_FILE`)."""
+    listing = Path(evaluation) / EVALUATED_FILE
+    if not listing.is_file():
+        raise DataError(f"{listing}: not found (evaluated by an older version); evaluate the run again.")
+    return {row["step"]: checkpoint_dir(str(evaluation), row["step"]) for row in read_json(listing)}
 
 
 def read_scores(eval_dirs: dict[int, dict[int, str]]) -> dict[int, dict[int, dict[str, float]]]:
@@ -60,14 +69,16 @@ def items_fingerprint(predictions) -> dict[str, str]:
 
 def summarize_experiment(
     name: str,
-    eval_dirs: dict[int, dict[int, str]],
+    evaluations: dict[int, str],
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
     samples: int = 1000,
     seed: int = 42,
 ) -> dict[str, Any]:
-    """Write `summary.json` and `replicates.npz` for one experiment; `eval_dirs[seed][step]` -> eval dir."""
+    """Write `summary.json` and `replicates.npz` for one experiment from its seeds' evaluations
+    (seed -> evaluation directory)."""
+    eval_dirs = {seed: evaluated_checkpoints(evaluation) for seed, evaluation in evaluations.items()}
     scores = read_scores(eval_dirs)
     tasks = {
         task: mean_max(

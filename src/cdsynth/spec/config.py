@@ -12,7 +12,7 @@ import yaml
 from cdsynth.errors import ConfigError
 from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.protocol import protocol_from
-from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.schedule import fixed_steps_of
 from cdsynth.spec.settings import problems_of
 from cdsynth.spec.synthesis import Amateur, Corpus, Good, Scoring, amateur_problem
 from cdsynth.spec.training import Architecture, TrainSettings
@@ -83,7 +83,7 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
     """The GOOD checkpoint and every amateur must be something the baseline runs will produce."""
     synth, train = config["synth"], config["train"]
     good = synth["good"]
-    steps = checkpoint_steps(train["steps"], train["save_every"])
+    steps = fixed_steps_of(train)
     problems = []
     if good["seed"] not in config["baseline"].get(good["model"], []):
         problems.append(f"synth.good: {good['model']} seed {good['seed']} is not a baseline run (`baseline`)")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdsynth.spec.mixture import Mixture
-from cdsynth.spec.schedule import checkpoint_steps
 from cdsynth.spec.synthesis import Corpus, Good
 
 
@@ -29,7 +28,7 @@ def good_of(config: dict[str, Any]) -> Good:
 def experiments_of(config: dict[str, Any]) -> dict[str, Experiment]:
     """Every experiment of the config by name, in config order."""
     good = good_of(config)
-    last = checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])[-1]
+    last = config["train"]["steps"]  # the last step is always saved
     mix = config["mix"]
     out = {}
     for name, spec in config["experiments"].items():

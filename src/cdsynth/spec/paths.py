@@ -68,8 +68,12 @@ def synthetic_tokens(corpus: str) -> str:
 
 
 def eval_dir(run: str, seed: int | str) -> str:
-    """A run's evaluations: one step<N>/ directory per checkpoint."""
+    """A run's evaluations: one step<N>/ directory per checkpoint, and `EVALUATED_FILE` listing them."""
     return f"{RESULTS}/eval/{run}/seed{seed}"
+
+
+# In an evaluation directory: the evaluated checkpoints, each as its checkpoint.json records it.
+EVALUATED_FILE = "checkpoints.json"
 
 
 def experiment_dir(name: str) -> str:

@@ -25,7 +25,7 @@ from cdsynth.spec.paths import (
     run_dir,
     table_file,
 )
-from cdsynth.spec.schedule import checkpoint_steps, evaluated_steps
+from cdsynth.spec.schedule import fixed_steps_of
 from cdsynth.spec.sources import Source, downloads
 from cdsynth.spec.synthesis import Corpus, Good, backend_for
 
@@ -37,9 +37,9 @@ class Plan:
     good: Good
     experiments: dict[str, Experiment]
     baseline: str  # the experiment without a corpus, every table's first row
+    # The steps every run saves whatever its data; BabyLM marks add steps the trainer finds
+    # (cdsynth.spec.schedule), and the evaluation job picks the checkpoints it scores from what was saved.
     saved_steps: list[int]
-    # The checkpoints the BabyLM suite scores and the mean-max takes its best from (the paper: all).
-    evaluated_steps: list[int]
     downloads: dict[str, dict]  # cache path -> {url, sha256, member}
     corpus_sources: dict[str, dict]  # source name -> its fields (`Source`), its files resolved
     evaluation: dict[str, Any]  # how every checkpoint is scored (`Evaluation`)
@@ -93,13 +93,12 @@ def plan_of(config: dict[str, Any]) -> Plan:
     good = good_of(config)
     experiments = experiments_of(config)
     baseline = next(name for name, experiment in experiments.items() if experiment.corpus is None)
-    saved_steps = checkpoint_steps(config["train"]["steps"], config["train"]["save_every"])
+    saved_steps = fixed_steps_of(config["train"])
     return Plan(
         good=good,
         experiments=experiments,
         baseline=baseline,
         saved_steps=saved_steps,
-        evaluated_steps=evaluated_steps(saved_steps, config["eval"]["stride"]),
         evaluation=asdict(Evaluation.of(config["eval"], config["shards"]["block_size"])),
         **sources_of(config),
         **synthesis_of(config, good, experiments),

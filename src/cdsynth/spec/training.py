@@ -12,6 +12,7 @@ from typing import Any
 
 from cdsynth.errors import ConfigError
 from cdsynth.spec.mixture import Mixture
+from cdsynth.spec.schedule import Checkpoints
 from cdsynth.spec.settings import bound_problems, setting
 
 PACKINGS = ("shuffled", "fixed")
@@ -76,9 +77,9 @@ class TrainSettings:
     grad_clip: float | None = setting(
         exclusive_minimum=0, also=(None,), help="max gradient norm (None: no clipping, as the authors)"
     )
-    save_every: int = setting(whole=True, minimum=1, help="steps between checkpoints")
     eval_blocks: int = setting(whole=True, minimum=1, help="validation blocks at every save")
     compile: bool = setting(help="torch.compile the model")
+    checkpoints: Checkpoints = setting(help="when the run saves a checkpoint")
     mixture: Mixture | None = None
     threads: int = setting(1, whole=True, minimum=1, help="CPU threads (the job's, not the config's)")
 
@@ -95,12 +96,14 @@ class TrainSettings:
     @classmethod
     def of(cls, recipe: dict[str, Any], arch: dict[str, Any] | Architecture, seed: int, **runtime: Any):
         """The settings of a rule's params (the config's recipe, one `models` entry, the seed), as they
-        travel as JSON: the mixture as a dict, betas as a list."""
+        travel as JSON: the mixture and the checkpoints as dicts, betas as a list."""
         values = {**recipe, **runtime}
         mixture = values.pop("mixture", None)
+        checkpoints = values.pop("checkpoints")
         return cls(
             arch=arch if isinstance(arch, Architecture) else Architecture(**arch),
             seed=seed,
             mixture=Mixture(**mixture) if isinstance(mixture, dict) else mixture,
+            checkpoints=Checkpoints(**checkpoints) if isinstance(checkpoints, dict) else checkpoints,
             **{key: tuple(value) if key == "betas" else value for key, value in values.items()},
         )

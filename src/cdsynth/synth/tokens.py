@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from cdsynth.data.shards import write_documents
+from cdsynth.data.shards import count_words, write_documents
 from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import read_json, sha256_file
@@ -42,7 +42,7 @@ def build_synthetic_shards(
     tokenizer = load_tokenizer(tokenizer_dir)
     samples = _synthetic_samples(corpus_dir, len(tokenizer))
     kept = _without_holdout(sum(len(s) for s in samples), holdout, holdout_seed)
-    batches = _synthetic_batches(samples, kept, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    batches = _synthetic_batches(samples, kept, tokenizer)
     meta = write_documents(
         batches,
         tokenizer_dir,
@@ -88,16 +88,26 @@ def _without_holdout(samples: int, holdout: float, seed: int) -> np.ndarray:
 
 
 def _synthetic_batches(
-    samples: list[pa.ListArray], kept: np.ndarray, bos: int, eos: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per synthetic shard, the documents of its kept samples split on BOS/EOS."""
+    samples: list[pa.ListArray], kept: np.ndarray, tokenizer
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per synthetic shard, the documents of its kept samples split on BOS/EOS, with their words."""
     first = 0
     for shard in samples:
         mine = kept[first : first + len(shard)]
         first += len(shard)
         chosen = shard.filter(pa.array(mine))
         values, offsets = chosen.flatten().to_numpy(), chosen.offsets.to_numpy()
-        yield split_documents(values, offsets[:-1] - offsets[0], bos, eos)
+        documents, lengths = split_documents(
+            values, offsets[:-1] - offsets[0], tokenizer.bos_token_id, tokenizer.eos_token_id
+        )
+        yield documents, lengths, document_words(documents, lengths, tokenizer)
+
+
+def document_words(documents: np.ndarray, lengths: np.ndarray, tokenizer) -> np.ndarray:
+    """The words of each [BOS] + piece + [EOS] document, counted on its decoded text as real text's are."""
+    ends = np.cumsum(lengths)
+    pieces = [documents[end - length + 1 : end - 1].tolist() for end, length in zip(ends, lengths)]
+    return count_words(tokenizer.backend_tokenizer.decode_batch(pieces, skip_special_tokens=True))
 
 
 def split_documents(

@@ -3,6 +3,11 @@
 Every choice is a pure function of (seed, step), so a resumed run sees exactly the batches it would have
 seen, and the position in each stream is known from the step alone. A stream that runs out starts a new
 pass over its documents.
+
+Words seen are counted as the BabyLM rules count them, whitespace-separated words of the text
+(`cdsynth.data.shards.count_words`): a block carries the words of the documents it holds, and a document
+cut across blocks counts in each in proportion to its tokens there (BOS and EOS included), so the blocks
+of a pass carry exactly the words of the documents they cover.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cdsynth.data.shards import Documents
 from cdsynth.spec.mixture import Mixture
 
 PACKINGS = ("shuffled", "fixed")
@@ -35,16 +41,15 @@ class PackedStream:
     the last whole block are left out of that pass. Pass p depends only on (key, p).
     """
 
-    def __init__(
-        self, tokens: np.ndarray, starts: np.ndarray, block_size: int, key: tuple[int, ...], packing: str
-    ):
+    def __init__(self, documents: Documents, block_size: int, key: tuple[int, ...], packing: str):
         if packing not in PACKINGS:
             raise ValueError(f"packing must be one of {PACKINGS}, not {packing!r}")
-        self.tokens, self.starts, self.block_size = tokens, starts, block_size
-        self.key, self.packing = key, packing
-        self.lengths = np.diff(starts)
-        self.blocks_per_pass = len(tokens) // block_size
+        self.tokens, self.starts, self.words = documents
+        self.block_size, self.key, self.packing = block_size, key, packing
+        self.lengths = np.diff(self.starts)
+        self.blocks_per_pass = len(self.tokens) // block_size
         self._passes: dict[int, _Pass] = {}
+        self._pass_words: dict[int, np.ndarray] = {}
 
     def _pass(self, number: int) -> _Pass:
         if number not in self._passes:
@@ -59,20 +64,47 @@ class PackedStream:
 
     def take(self, start: int, count: int) -> np.ndarray:
         """The (count, block_size) blocks at stream positions start .. start + count - 1."""
+        return self.tokens[self.token_indices(start, count)]
+
+    def token_indices(self, start: int, count: int) -> np.ndarray:
+        """Where in `tokens` the blocks at stream positions start .. start + count - 1 come from."""
         passes, index = np.divmod(start + np.arange(count), self.blocks_per_pass)
-        out = np.empty((count, self.block_size), dtype=self.tokens.dtype)
+        out = np.empty((count, self.block_size), dtype=np.int64)
         for number in np.unique(passes):
             rows = passes == number
-            out[rows] = self._blocks(self._pass(int(number)), index[rows])
+            out[rows] = self._block_indices(self._pass(int(number)), index[rows])
         return out
 
-    def _blocks(self, layout: _Pass, index: np.ndarray) -> np.ndarray:
+    def words_before(self, position: int) -> float:
+        """The words carried by the blocks at stream positions 0 .. position - 1."""
+        passes, index = divmod(position, self.blocks_per_pass)
+        return (
+            sum(self._words_of_pass(number)[-1] for number in range(passes))
+            + self._words_of_pass(passes)[index]
+        )
+
+    def _words_of_pass(self, number: int) -> np.ndarray:
+        """Cumulative words of the pass's blocks in visiting order: [0, first block's, first two's, ...]."""
+        if number not in self._pass_words:
+            layout = self._pass(number)
+            # Words before position p of the packed pass: whole documents before it, and the share of the
+            # document it falls in that lies before it.
+            edges = np.arange(self.blocks_per_pass + 1) * self.block_size
+            rank = np.minimum(np.searchsorted(layout.ends, edges, side="right"), len(layout.order) - 1)
+            lengths, words = self.lengths[layout.order], self.words[layout.order]
+            before = np.concatenate([[0], np.cumsum(words)])[rank]
+            start = layout.ends[rank] - lengths[rank]
+            cumulative = before + words[rank] * (edges - start) / lengths[rank]
+            self._pass_words[number] = np.concatenate([[0.0], np.cumsum(np.diff(cumulative)[layout.blocks])])
+        return self._pass_words[number]
+
+    def _block_indices(self, layout: _Pass, index: np.ndarray) -> np.ndarray:
         # Position p of the pass's packed stream lies in its r-th document, at p - (that document's start).
         positions = layout.blocks[index, None] * self.block_size + np.arange(self.block_size)
         rank = np.searchsorted(layout.ends, positions, side="right")
         document = layout.order[rank]
         offset = positions - (layout.ends[rank] - self.lengths[document])
-        return self.tokens[self.starts[document] + offset]
+        return self.starts[document] + offset
 
 
 def packed_in_order(tokens: np.ndarray, block_size: int) -> np.ndarray:
@@ -131,6 +163,12 @@ class MixedBatches:
         if len(slots):
             out[is_synthetic] = self.synthetic.take(self.synthetic_before(step), len(slots))
         return out
+
+    def words_seen(self, steps: int) -> tuple[float, float]:
+        """(real, synthetic) words carried by the batches of the first `steps` steps."""
+        synthetic = self.synthetic_before(steps)
+        real = self.real.words_before(steps * self.batch_size - synthetic)
+        return real, self.synthetic.words_before(synthetic) if self.synthetic else 0.0
 
     def ratio_seen(self, steps: int) -> float:
         """The ratio of synthetic sequences among all seen in the first `steps` steps."""

@@ -35,7 +35,7 @@ from cdsynth.data.tokenizer import load_tokenizer, save_tokenizer, tokenizer_fin
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import atomic_path, read_json
 from cdsynth.resumable import WorkDir
-from cdsynth.spec.schedule import checkpoint_steps
+from cdsynth.spec.schedule import babylm_steps
 from cdsynth.spec.training import TrainSettings
 from cdsynth.threads import set_torch_threads
 from cdsynth.train.curve import plot_training_curve
@@ -48,6 +48,8 @@ LOSS_CHUNK = 4096
 METRIC_FIELDS = [
     "step",
     "tokens",
+    "words_real",
+    "words_synthetic",
     "train_loss",
     "val_loss",
     "lr",
@@ -276,11 +278,11 @@ def optimizer_step(run: Run, blocks: np.ndarray) -> float:
     return mean_over_ranks(step_loss, run.device, run.ddp) if run.ddp.world > 1 else step_loss
 
 
-def save_progress(run: Run, step: int, history: list[dict[str, Any]]) -> None:
+def save_progress(run: Run, step: int, history: list[dict[str, Any]], mark: str | None) -> None:
     """Checkpoint directory plus the full state to resume from (main rank only)."""
-    save_checkpoint(
-        run.raw_model, run.tokenizer, run.work.path / f"step{step}", history[-1] | {"seed": run.cfg.seed}
-    )
+    row = history[-1]
+    info = row | {"words": row["words_real"] + row["words_synthetic"], "mark": mark, "seed": run.cfg.seed}
+    save_checkpoint(run.raw_model, run.tokenizer, run.work.path / f"step{step}", info)
     state = {
         "step": step,
         "history": history,
@@ -352,11 +354,10 @@ def load_data(
 
 
 def packed_stream(cfg: TrainSettings, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
-    tokens, starts = load_documents(shards_dir, tokenizer_dir)
-    stream = PackedStream(tokens, starts, cfg.block_size, key, cfg.packing)
+    stream = PackedStream(load_documents(shards_dir, tokenizer_dir), cfg.block_size, key, cfg.packing)
     if stream.blocks_per_pass == 0:
         raise DataError(
-            f"{shards_dir}: {len(tokens)} tokens, fewer than one block of {cfg.block_size}; lower "
+            f"{shards_dir}: {len(stream.tokens)} tokens, fewer than one block of {cfg.block_size}; lower "
             "shards.block_size or add text to the corpus."
         )
     return stream
@@ -364,7 +365,7 @@ def packed_stream(cfg: TrainSettings, shards_dir, tokenizer_dir, key: tuple[int,
 
 def validation_blocks(cfg: TrainSettings, shards_dir, tokenizer_dir) -> np.ndarray:
     """`eval_blocks` blocks spread evenly over the test documents packed in order, so every source counts."""
-    blocks = packed_in_order(load_documents(shards_dir, tokenizer_dir)[0], cfg.block_size)
+    blocks = packed_in_order(load_documents(shards_dir, tokenizer_dir).tokens, cfg.block_size)
     if len(blocks) == 0:
         raise DataError(f"{shards_dir}: fewer test tokens than one block of {cfg.block_size}; add test text.")
     return blocks[np.unique(np.linspace(0, len(blocks) - 1, cfg.eval_blocks).round().astype(int))]
@@ -392,7 +393,7 @@ def train(
         seen = batches.ratio_seen(cfg.steps)
         print(f"mixture {cfg.mixture.slug}: {seen:.2%} of the sequences are synthetic")
     tokens_per_step = cfg.batch_size * cfg.block_size
-    saves = set(checkpoint_steps(cfg.steps, cfg.save_every))
+    saves = save_schedule(cfg, batches)
     bar = tqdm(
         total=cfg.steps,
         initial=start,
@@ -411,10 +412,13 @@ def train(
         bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{speed:,.0f}", refresh=False)
         if step not in saves:
             continue
+        words_real, words_synthetic = batches.words_seen(step)
         history.append(
             {
                 "step": step,
                 "tokens": step * tokens_per_step,
+                "words_real": round(words_real),
+                "words_synthetic": round(words_synthetic),
                 "train_loss": round(float(np.mean(losses)), 6),
                 "val_loss": round(validation_loss(run.raw_model, valid_blocks, cfg, run.device, ddp), 6),
                 "lr": run.scheduler.get_last_lr()[0],
@@ -424,7 +428,7 @@ def train(
             }
         )
         if ddp.main:
-            save_progress(run, step, history)
+            save_progress(run, step, history, saves[step])
             tqdm.write(
                 f"step {step}: train loss {history[-1]['train_loss']:.4f}, val {history[-1]['val_loss']:.4f}"
             )
@@ -436,6 +440,14 @@ def train(
         dist.barrier()
         dist.destroy_process_group()
     return history
+
+
+def save_schedule(cfg: TrainSettings, batches: MixedBatches) -> dict[int, str | None]:
+    """{step: its BabyLM mark or None} for every step the run saves (`cdsynth.spec.schedule`)."""
+    saves: dict[int, str | None] = dict.fromkeys(cfg.checkpoints.fixed_steps(cfg.steps))
+    if cfg.checkpoints.babylm:
+        saves |= babylm_steps([sum(batches.words_seen(step)) for step in range(cfg.steps + 1)])
+    return saves
 
 
 def resume(run: Run) -> tuple[int, list]:
