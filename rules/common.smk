@@ -14,6 +14,8 @@ from cdsynth.spec.paths import (
     CORPUS_STATS,
     LOGS,
     TOKENIZER,
+    budget_file,
+    budget_table,
     corpora_file,
     corpora_samples,
     corpus_card,
@@ -32,11 +34,20 @@ from cdsynth.spec.paths import (
     table_file,
     token_shards,
 )
+from cdsynth.spec.budget import check_planned_budget
 from cdsynth.spec.plan import plan_of
 from cdsynth.spec.sources import DOWNLOADS
 from snakemake.logging import logger
 
 PLAN = plan_of(config)
+# A config whose runs would break its BabyLM track stops here, before any job (cdsynth/spec/budget.py).
+check_planned_budget(
+    PLAN.track,
+    PLAN.baseline_runs | PLAN.mixture_runs,
+    config["corpus"]["sources"],
+    f"{token_shards('train')}/meta.json",
+    CORPUS_STATS,
+)
 # The synthetic corpus `{name}` made from GOOD, as a wildcard pattern: most synthesis rules' directory.
 CORPUS = corpus_dir(PLAN.good.slug, "{name}")
 

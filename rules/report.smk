@@ -37,6 +37,7 @@ rule table:
         # Built with the table, so that `snakemake --report` after a table target finds the section it
         # reports; a statistics edit therefore also rewrites the table (seconds), never a training.
         corpora=lambda wc: [PLAN.corpora_sections[wc.table]] if wc.table in PLAN.corpora_sections else [],
+        budget=budget_table("{table}", "csv"),  # built with the table, for the report too
     output:
         csv=report(
             table_file("{table}", "csv"),
@@ -84,6 +85,35 @@ rule table:
         gain_tasks=config["stats"]["relative_gain_tasks"],
     script:
         "../scripts/write_table.py"
+
+
+rule budget_table:
+    input:
+        lambda wc: PLAN.table_budgets(wc.table),
+    output:
+        csv=report(
+            budget_table("{table}", "csv"),
+            caption="../workflow/report/budget.rst",
+            category="Tables",
+            labels=lambda wc: {"table": wc.table, "format": "word budget"},
+        ),
+        markdown=budget_table("{table}", "md"),
+    log:
+        f"{LOGS}/budget_table/{{table}}.log",
+    benchmark:
+        f"{BENCH}/budget_table/{{table}}.tsv"
+    wildcard_constraints:
+        table="|".join(PLAN.tables) or "no-tables",
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: config["resources"]["report"]["threads"]
+    resources:
+        **job_resources("report"),
+    params:
+        code=code_of("write_budget_table.py"),
+        experiments=lambda wc: [name for name in PLAN.tables[wc.table] for _ in config["mix"]["seeds"]],
+    script:
+        "../scripts/write_budget_table.py"
 
 
 rule ratio_sweep:

@@ -24,6 +24,7 @@ STAGES = {
     "build_corpus.py": {"spec", "data"},
     "train_tokenizer.py": {"data"},
     "build_shards.py": {"data"},
+    "count_budget.py": {"spec", "data", "train"},
     "train_model.py": {"spec", "data", "train"},
     "synthesize_shard.py": {"spec", "synth"},
     "write_manifest.py": {"synth"},
@@ -34,6 +35,7 @@ STAGES = {
     "write_table.py": {"spec", "eval", "report"},
     "plot_ratio_sweep.py": {"spec", "eval", "report"},
     "describe_corpora.py": {"report"},
+    "write_budget_table.py": {"report"},
 }
 SCRIPTS = sorted((REPO / "scripts").glob("*.py"))
 

@@ -219,6 +219,7 @@ def test_rule_all_makes_the_baseline_runs_every_corpus_and_every_report(planned,
         + len(plan.tables)
         + len(plan.swept_tables)
         + len(plan.corpora_sections)
+        + len(plan.tables)  # each table's budget table
     )
     assert len(targets) == expected
     assert set(plan.baseline_runs) | set(baseline_evaluations) | set(plan.manifests) <= set(targets)

@@ -338,6 +338,11 @@ def test_killed_evaluation_keeps_the_checkpoints_it_finished(built):
             lambda c: c["eval"].update(data_dir="/nowhere"),
             "/nowhere/blimp_filtered: the blimp data is missing",
         ),
+        (  # 500,000 steps x 8 x 32 tokens: up to 128M words seen, over strict-small's 100M
+            lambda c: c["train"].update(steps=500_000) or c["babylm"].update(track="strict-small"),
+            "results/models/micro/seed42: sees 128,000,000 words, above the 100,000,000 allowed by the "
+            "strict-small track: 500000 steps x 8 x 32 = 128,000,000 tokens",
+        ),
     ],
 )
 def test_bad_config_is_rejected_before_any_job(tmp_path, corpus_dir, edit, message):

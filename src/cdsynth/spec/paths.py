@@ -67,6 +67,16 @@ def synthetic_tokens(corpus: str) -> str:
     return f"{corpus}/tokens"
 
 
+def budget_file(run: str, seed: int | str) -> str:
+    """A run's word budget: its data and the words it sees, against the config's BabyLM track."""
+    return f"{RESULTS}/budget/{run}/seed{seed}/budget.json"
+
+
+def budget_table(table: str, ext: str) -> str:
+    """The word budgets of a table's runs, beside the table."""
+    return f"{RESULTS}/budget_{table}.{ext}"
+
+
 def eval_dir(run: str, seed: int | str) -> str:
     """A run's evaluations: one step<N>/ directory per checkpoint, and `EVALUATED_FILE` listing them."""
     return f"{RESULTS}/eval/{run}/seed{seed}"

@@ -14,6 +14,8 @@ from cdsynth.spec.evaluation import Evaluation
 from cdsynth.spec.experiments import Experiment, experiments_of, good_of
 from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.paths import (
+    budget_file,
+    budget_table,
     checkpoint_dir,
     corpora_samples,
     corpus_dir,
@@ -23,6 +25,7 @@ from cdsynth.spec.paths import (
     manifest_file,
     mixture_run,
     run_dir,
+    synthetic_tokens,
     table_file,
 )
 from cdsynth.spec.schedule import fixed_steps_of
@@ -49,6 +52,20 @@ class Plan:
     baseline_runs: dict[str, dict]  # run directory -> its training params
     mixture_runs: dict[str, dict]  # run directory -> its training params, with the mixture
     experiment_runs: dict[str, dict[int, str]]  # experiment -> seed -> run directory
+    # budget file -> {run, train (its params), synthetic (tokens dir or None), ancillary (the runs and steps
+    # of the models whose output it trains on)}
+    budgets: dict[str, dict]
+    budget_files: dict[str, str]  # run directory -> its budget file
+    track: str  # the BabyLM track every run's budget is checked against
+
+    def table_budgets(self, table: str) -> list[str]:
+        """The budget files of a table's runs, by row and seed."""
+        return [
+            self.budget_files[run]
+            for name in self.tables[table]
+            for run in self.experiment_runs[name].values()
+        ]
+
     evaluations: dict[str, str]  # evaluation directory -> the run directory it scores
     summaries: dict[str, list[str]]  # experiment -> the evaluations it summarizes, one per seed
     tables: dict[str, list[str]]  # table -> its rows (experiments), the baseline first
@@ -85,6 +102,7 @@ class Plan:
             *(table_file(name, "csv") for name in self.tables),
             *(figure_file(name, "ratio_sweep", "png") for name in self.swept_tables),
             *self.corpora_sections.values(),
+            *(budget_table(name, "csv") for name in self.tables),
         ]
 
 
@@ -100,6 +118,7 @@ def plan_of(config: dict[str, Any]) -> Plan:
         baseline=baseline,
         saved_steps=saved_steps,
         evaluation=asdict(Evaluation.of(config["eval"], config["shards"]["block_size"])),
+        track=config["babylm"]["track"],
         **sources_of(config),
         **synthesis_of(config, good, experiments),
         **training_of(config, good, experiments),
@@ -171,22 +190,54 @@ def training_of(config: dict[str, Any], good: Good, experiments: dict[str, Exper
     run_paths = {name: experiment_run(experiment, model, good) for name, experiment in experiments.items()}
     baseline_runs = [(run, seed) for run, run_seeds in config["baseline"].items() for seed in run_seeds]
     mixture_runs = {
-        (run_paths[name], seed): experiment.mixture
+        (run_paths[name], seed): experiment
         for name, experiment in experiments.items()
         if experiment.mixture is not None
         for seed in seeds
     }
+    budgets = {
+        budget_file(run, seed): budget_params(train_params(config, run, seed)) for run, seed in baseline_runs
+    } | {
+        budget_file(run, seed): budget_params(
+            train_params(config, model, seed, experiment.mixture), experiment.corpus, good
+        )
+        for (run, seed), experiment in mixture_runs.items()
+    }
     return {
         "baseline_runs": {run_dir(run, seed): train_params(config, run, seed) for run, seed in baseline_runs},
         "mixture_runs": {
-            run_dir(run, seed): train_params(config, model, seed, mixture)
-            for (run, seed), mixture in mixture_runs.items()
+            run_dir(run, seed): train_params(config, model, seed, experiment.mixture)
+            for (run, seed), experiment in mixture_runs.items()
+        },
+        "budgets": budgets,
+        "budget_files": {
+            run_dir(run, seed): budget_file(run, seed) for run, seed in [*baseline_runs, *mixture_runs]
         },
         "experiment_runs": {
             name: {seed: run_dir(run, seed) for seed in seeds} for name, run in run_paths.items()
         },
         "evaluations": {eval_dir(*run): run_dir(*run) for run in [*baseline_runs, *mixture_runs]},
         "summaries": {name: [eval_dir(run, seed) for seed in seeds] for name, run in run_paths.items()},
+    }
+
+
+def budget_params(train: dict[str, Any], corpus: Corpus | None = None, good: Good | None = None) -> dict:
+    """What a run's budget is counted from: its training params, and for a mixture its synthetic tokens
+    and the checkpoints that made them (GOOD; an early or small amateur, a dropout amateur being GOOD)."""
+    if corpus is None:
+        return {"train": train, "synthetic": None, "ancillary": []}
+    ancillary = [{"role": "good", "run": run_dir(good.model, good.seed), "step": good.step}]
+    if corpus.amateur is not None and corpus.amateur.kind != "dropout":
+        amateur = {
+            "role": "amateur",
+            "run": run_dir(*corpus.amateur.run_of(good)),
+            "step": corpus.amateur.step,
+        }
+        ancillary.append(amateur)
+    return {
+        "train": train,
+        "synthetic": synthetic_tokens(corpus_dir(good.slug, corpus.name)),
+        "ancillary": ancillary,
     }
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cdsynth.data.shards import Documents
+from cdsynth.data.shards import Documents, load_documents
+from cdsynth.errors import ConfigError, DataError
 from cdsynth.spec.mixture import Mixture
-
-PACKINGS = ("shuffled", "fixed")
+from cdsynth.spec.training import PACKINGS, TrainSettings
 
 
 @dataclass(frozen=True)
@@ -173,3 +173,25 @@ class MixedBatches:
     def ratio_seen(self, steps: int) -> float:
         """The ratio of synthetic sequences among all seen in the first `steps` steps."""
         return self.synthetic_before(steps) / (steps * self.batch_size) if steps else 0.0
+
+
+def batch_source(cfg: TrainSettings, train_shards, tokenizer_dir, synthetic_shards=None) -> MixedBatches:
+    """A run's batches, step by step, from its token shards: its real stream, and its synthetic one for a
+    mixture (each stream keyed by the seed, so the trainer and the budget count see the same batches)."""
+    if cfg.mixture and synthetic_shards is None:
+        raise ConfigError(f"a mixture ({cfg.mixture.slug}) needs synthetic token shards")
+    real = packed_stream(cfg, train_shards, tokenizer_dir, key=(cfg.seed,))
+    synthetic = None
+    if cfg.mixture:
+        synthetic = packed_stream(cfg, synthetic_shards, tokenizer_dir, key=(cfg.seed, 1))
+    return MixedBatches(real, synthetic, cfg.batch_size, cfg.micro_batch_size, cfg.mixture)
+
+
+def packed_stream(cfg: TrainSettings, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
+    stream = PackedStream(load_documents(shards_dir, tokenizer_dir), cfg.block_size, key, cfg.packing)
+    if stream.blocks_per_pass == 0:
+        raise DataError(
+            f"{shards_dir}: {len(stream.tokens)} tokens, fewer than one block of {cfg.block_size}; lower "
+            "shards.block_size or add text to the corpus."
+        )
+    return stream

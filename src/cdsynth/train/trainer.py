@@ -40,7 +40,7 @@ from cdsynth.spec.training import TrainSettings
 from cdsynth.threads import set_torch_threads
 from cdsynth.train.curve import plot_training_curve
 from cdsynth.train.models import build_model, save_model
-from cdsynth.train.packing import MixedBatches, PackedStream, packed_in_order
+from cdsynth.train.packing import MixedBatches, batch_source, packed_in_order
 
 # Positions whose vocabulary-sized logits the loss computes at once (see `chunked_lm_loss`).
 LOSS_CHUNK = 4096
@@ -340,27 +340,11 @@ def load_data(
     cfg: TrainSettings, train_shards, valid_shards, tokenizer_dir, synthetic_shards=None
 ) -> tuple[MixedBatches, np.ndarray, tuple[str, ...]]:
     """The batch source, the validation blocks and an id of every input (for the run fingerprint)."""
-    if cfg.mixture and synthetic_shards is None:
-        raise ConfigError(f"a mixture ({cfg.mixture.slug}) needs synthetic token shards")
-    real = packed_stream(cfg, train_shards, tokenizer_dir, key=(cfg.seed,))
-    synthetic = None
-    if cfg.mixture:
-        synthetic = packed_stream(cfg, synthetic_shards, tokenizer_dir, key=(cfg.seed, 1))
-    used = [train_shards, valid_shards] + ([synthetic_shards] if synthetic is not None else [])
+    batches = batch_source(cfg, train_shards, tokenizer_dir, synthetic_shards)
+    used = [train_shards, valid_shards] + ([synthetic_shards] if cfg.mixture else [])
     ids = tuple(json.dumps(read_json(Path(d) / "meta.json")["shards"]) for d in used)
-    batches = MixedBatches(real, synthetic, cfg.batch_size, cfg.micro_batch_size, cfg.mixture)
     valid = validation_blocks(cfg, valid_shards, tokenizer_dir)
     return batches, valid, (*ids, tokenizer_fingerprint(tokenizer_dir))
-
-
-def packed_stream(cfg: TrainSettings, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
-    stream = PackedStream(load_documents(shards_dir, tokenizer_dir), cfg.block_size, key, cfg.packing)
-    if stream.blocks_per_pass == 0:
-        raise DataError(
-            f"{shards_dir}: {len(stream.tokens)} tokens, fewer than one block of {cfg.block_size}; lower "
-            "shards.block_size or add text to the corpus."
-        )
-    return stream
 
 
 def validation_blocks(cfg: TrainSettings, shards_dir, tokenizer_dir) -> np.ndarray:
