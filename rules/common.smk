@@ -44,6 +44,7 @@ PLAN = plan_of(config)
 check_planned_budget(
     PLAN.track,
     PLAN.baseline_runs | PLAN.mixture_runs,
+    PLAN.budget_files,
     config["corpus"]["sources"],
     f"{token_shards('train')}/meta.json",
     CORPUS_STATS,

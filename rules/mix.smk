@@ -33,8 +33,8 @@ rule train_mixture:
         valid=token_shards("test"),
         tokenizer=TOKENIZER,
         synthetic=synthetic_tokens(corpus_dir("{good}", "{name}")),
-        # The budget gates the training; ancient: a new track rewrites it, and must not retrain the run.
-        budget=ancient(budget_file(mixture_run("{model}", "{good}", "{name}", "{mixing}"), "{seed}")),
+        # Counted first: a run over its track never trains.
+        budget=budget_file(mixture_run("{model}", "{good}", "{name}", "{mixing}"), "{seed}"),
     output:
         run=directory(run_dir(mixture_run("{model}", "{good}", "{name}", "{mixing}"), "{seed}")),
     log:

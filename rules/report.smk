@@ -111,6 +111,7 @@ rule budget_table:
         **job_resources("report"),
     params:
         code=code_of("write_budget_table.py"),
+        track=PLAN.track,
         experiments=lambda wc: [name for name in PLAN.tables[wc.table] for _ in config["mix"]["seeds"]],
     script:
         "../scripts/write_budget_table.py"

@@ -27,7 +27,6 @@ rule budget:
         **job_resources("prepare"),
     params:
         code=code_of("count_budget.py"),
-        track=PLAN.track,
         budget=lambda wc: PLAN.budgets[budget_file(wc.run, wc.seed)],
     script:
         "../scripts/count_budget.py"
@@ -38,8 +37,7 @@ rule train_baseline:
         train=token_shards("train"),
         valid=token_shards("test"),
         tokenizer=TOKENIZER,
-        # The budget gates the training; ancient: a new track rewrites it, and must not retrain the run.
-        budget=ancient(budget_file("{model}", "{seed}")),
+        budget=budget_file("{model}", "{seed}"),  # counted first: a run over its track never trains
     output:
         run=directory(run_dir("{model}", "{seed}")),
     log:

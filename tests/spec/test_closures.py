@@ -35,7 +35,7 @@ STAGES = {
     "write_table.py": {"spec", "eval", "report"},
     "plot_ratio_sweep.py": {"spec", "eval", "report"},
     "describe_corpora.py": {"report"},
-    "write_budget_table.py": {"report"},
+    "write_budget_table.py": {"spec", "report"},
 }
 SCRIPTS = sorted((REPO / "scripts").glob("*.py"))
 

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from cdsynth.io import atomic_path, read_json
+from cdsynth.spec.tracks import budget_problem, limits_of
 
 COLUMNS = [
     "experiment",
@@ -24,7 +25,7 @@ COLUMNS = [
 ]
 
 
-def budget_row(experiment: str, budget: dict[str, Any]) -> dict[str, Any]:
+def budget_row(experiment: str, budget: dict[str, Any], track: str) -> dict[str, Any]:
     data, seen = budget["data"], budget["seen"]
     ancillary = "; ".join(
         f"{model['role']} {model['checkpoint']} ({model['words_seen']:,} words seen)"
@@ -35,7 +36,7 @@ def budget_row(experiment: str, budget: dict[str, Any]) -> dict[str, Any]:
     return {
         "experiment": experiment,
         "run": budget["run"],
-        "track": budget["track"],
+        "track": track,
         "real_train_words": data["real_train_words"],
         "prompt_words": data["prompt_words"],
         "data_words": data["total_words"],
@@ -44,23 +45,23 @@ def budget_row(experiment: str, budget: dict[str, Any]) -> dict[str, Any]:
         "words_seen": seen["total"],
         "passes_over_real": seen["passes_over_real"],
         "ancillary": ancillary,
-        "within_limits": "" if budget["within_limits"] is None else budget["within_limits"],
+        "within_limits": "" if limits_of(track) is None else budget_problem(track, budget) is None,
     }
 
 
 def write_budget_table(
-    experiments: list[str], budgets: list[str | os.PathLike], csv_path, markdown_path
+    experiments: list[str], budgets: list[str | os.PathLike], track: str, csv_path, markdown_path
 ) -> list[dict[str, Any]]:
-    """One row per run (`experiments[i]` is the experiment of `budgets[i]`), as CSV and Markdown."""
-    rows = [budget_row(name, read_json(path)) for name, path in zip(experiments, budgets, strict=True)]
+    """One row per run (`experiments[i]` is the experiment of `budgets[i]`) against `track`, as CSV and
+    Markdown."""
+    rows = [budget_row(name, read_json(path), track) for name, path in zip(experiments, budgets, strict=True)]
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    limits = read_json(budgets[0])["limits"] if budgets else None
+    limits = limits_of(track)
     header = (
-        f"Track: {rows[0]['track']} (at most {limits['data_words']:,} words of data, "
-        f"{limits['words_seen']:,} words seen)"
+        f"Track: {track} (at most {limits.data_words:,} words of data, {limits.words_seen:,} words seen)"
         if limits
         else "Track: none (words recorded, no limit enforced)"
     )

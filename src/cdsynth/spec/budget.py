@@ -1,58 +1,29 @@
-"""The BabyLM 2025 word budget: a track's limits, and the checks a config's runs must pass. Torch-free.
+"""A config's runs against its BabyLM track (`cdsynth.spec.tracks`), checked when the Snakefile loads.
 
-A track limits the words of training data (strict: 100M, strict-small: 10M) and the words a model sees
-while it trains (10 epochs: 1B, 100M). Words are whitespace-separated words of the text, real and
-synthetic alike (`cdsynth.data.shards.count_words`). The data of every model whose output a run trains on
-(GOOD, the amateur) counts toward the budget too; here they all train on the same real train split, so
-the data is that split plus the seed split the prompts come from (counted once).
+The data of every model whose output a run trains on (GOOD, the amateur) counts toward the budget too;
+here they all train on the same real train split, so the data is that split plus the seed split the
+prompts come from (counted once).
 
-Two checks: before any job, each run's words seen are bounded from its tokens seen (`planned_problems`);
-before each training, the `budget` job counts them exactly (`cdsynth.train.budget`) and refuses there.
+Before any job, a run whose budget was counted (`budget.json`) is checked exactly; one not yet counted is
+checked by its tokens seen (`planned_problems`). Before each training, the `budget` job counts the run's
+words exactly (`cdsynth.train.budget`) and refuses there. The track is a check, never a definition of a
+run: changing it reruns no job.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cdsynth.errors import ConfigError
-
-TRACK_NAMES = ("none", "strict", "strict-small")
-
-
-@dataclass(frozen=True)
-class Limits:
-    data_words: int  # words of training data, ancillary models' included
-    words_seen: int  # words a model may see while it trains (10 epochs)
-
-
-TRACKS = {
-    "strict": Limits(data_words=100_000_000, words_seen=1_000_000_000),
-    "strict-small": Limits(data_words=10_000_000, words_seen=100_000_000),
-}
-
-
-def limits_of(track: str) -> Limits | None:
-    """A track's limits; None for `none`."""
-    return TRACKS.get(track)
+from cdsynth.spec.tracks import budget_problem, limits_of, over_limits
 
 
 def tokens_seen(train: dict[str, Any]) -> int:
     """The tokens a run trains on: steps x batch x block, real and synthetic together."""
     return train["steps"] * train["batch_size"] * train["block_size"]
-
-
-def over_limits(limits: Limits, data_words: float | None, words_seen: float) -> list[str]:
-    """What breaks the limits, in words (an unknown `data_words` is not checked)."""
-    problems = []
-    if data_words is not None and data_words > limits.data_words:
-        problems.append(f"{data_words:,.0f} words of training data, above the {limits.data_words:,} allowed")
-    if words_seen > limits.words_seen:
-        problems.append(f"sees {words_seen:,.0f} words, above the {limits.words_seen:,} allowed")
-    return problems
 
 
 def planned_problems(
@@ -115,13 +86,23 @@ def known_data_words(corpus_stats: str | os.PathLike, sources: dict[str, dict[st
 def check_planned_budget(
     track: str,
     runs: dict[str, dict[str, Any]],
+    budget_files: dict[str, str],
     sources: dict[str, dict[str, Any]],
     shards_meta: str | os.PathLike,
     corpus_stats: str | os.PathLike,
 ) -> None:
-    """Refuse a config whose runs would break its track, before any job (`planned_problems`)."""
-    problems = planned_problems(
-        track, runs, measured_words_per_token(shards_meta), known_data_words(corpus_stats, sources)
+    """Refuse a config whose runs would break its track, before any job: a run with a counted budget by
+    its `budget.json`, the others by `planned_problems`."""
+    if limits_of(track) is None:
+        return
+    counted = {run: Path(budget_files[run]) for run in runs if Path(budget_files[run]).is_file()}
+    problems = [budget_problem(track, json.loads(path.read_text())) for path in counted.values()]
+    problems = [line for line in problems if line is not None]
+    problems += planned_problems(
+        track,
+        {run: train for run, train in runs.items() if run not in counted},
+        measured_words_per_token(shards_meta),
+        known_data_words(corpus_stats, sources),
     )
     if problems:
         raise ConfigError(f"over the BabyLM {track} track's word budget:\n  " + "\n  ".join(problems))

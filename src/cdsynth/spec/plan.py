@@ -7,7 +7,7 @@ Param values are what Snakemake records to decide reruns: a change to one reruns
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from cdsynth.spec.evaluation import Evaluation
@@ -31,6 +31,7 @@ from cdsynth.spec.paths import (
 from cdsynth.spec.schedule import fixed_steps_of
 from cdsynth.spec.sources import Source, downloads
 from cdsynth.spec.synthesis import Corpus, Good, backend_for
+from cdsynth.spec.training import DataOrder
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class Plan:
     baseline_runs: dict[str, dict]  # run directory -> its training params
     mixture_runs: dict[str, dict]  # run directory -> its training params, with the mixture
     experiment_runs: dict[str, dict[int, str]]  # experiment -> seed -> run directory
-    # budget file -> {run, train (its params), synthetic (tokens dir or None), ancillary (the runs and steps
-    # of the models whose output it trains on)}
+    # budget file -> {order (what orders its data), synthetic (tokens dir or None), ancillary (the runs and
+    # steps of the models whose output it trains on)}
     budgets: dict[str, dict]
     budget_files: dict[str, str]  # run directory -> its budget file
     track: str  # the BabyLM track every run's budget is checked against
@@ -222,10 +223,12 @@ def training_of(config: dict[str, Any], good: Good, experiments: dict[str, Exper
 
 
 def budget_params(train: dict[str, Any], corpus: Corpus | None = None, good: Good | None = None) -> dict:
-    """What a run's budget is counted from: its training params, and for a mixture its synthetic tokens
-    and the checkpoints that made them (GOOD; an early or small amateur, a dropout amateur being GOOD)."""
+    """What a run's budget is counted from: the settings that order its data (`DataOrder`), and for a
+    mixture its synthetic tokens and the checkpoints that made them (GOOD; an early or small amateur, a
+    dropout amateur being GOOD itself)."""
+    order = {spec.name: train.get(spec.name) for spec in fields(DataOrder)}
     if corpus is None:
-        return {"train": train, "synthetic": None, "ancillary": []}
+        return {"order": order, "synthetic": None, "ancillary": []}
     ancillary = [{"role": "good", "run": run_dir(good.model, good.seed), "step": good.step}]
     if corpus.amateur is not None and corpus.amateur.kind != "dropout":
         amateur = {
@@ -234,11 +237,8 @@ def budget_params(train: dict[str, Any], corpus: Corpus | None = None, good: Goo
             "step": corpus.amateur.step,
         }
         ancillary.append(amateur)
-    return {
-        "train": train,
-        "synthetic": synthetic_tokens(corpus_dir(good.slug, corpus.name)),
-        "ancillary": ancillary,
-    }
+    synthetic = synthetic_tokens(corpus_dir(good.slug, corpus.name))
+    return {"order": order, "synthetic": synthetic, "ancillary": ancillary}
 
 
 def experiment_run(experiment: Experiment, model: str, good: Good) -> str:

@@ -7,7 +7,7 @@ here. A rule hands a run's settings to its script as a flat dict (`TrainSettings
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from cdsynth.errors import ConfigError
@@ -107,3 +107,29 @@ class TrainSettings:
             checkpoints=Checkpoints(**checkpoints) if isinstance(checkpoints, dict) else checkpoints,
             **{key: tuple(value) if key == "betas" else value for key, value in values.items()},
         )
+
+    @property
+    def data_order(self) -> DataOrder:
+        return DataOrder(**{spec.name: getattr(self, spec.name) for spec in fields(DataOrder)})
+
+
+@dataclass(frozen=True)
+class DataOrder:
+    """What decides the batches a run trains on, step by step, and so the words it sees: its settings
+    less its model and optimizer. A run's word budget depends on these alone, so that a new learning rate
+    retrains a run without recounting its budget."""
+
+    seed: int
+    block_size: int
+    packing: str
+    steps: int
+    batch_size: int
+    micro_batch_size: int
+    mixture: Mixture | None = None
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> DataOrder:
+        """From a run's params (a rule's `TrainSettings` as JSON), the mixture as a dict."""
+        values = {spec.name: params.get(spec.name) for spec in fields(cls)}
+        mixture = values["mixture"]
+        return cls(**values | {"mixture": Mixture(**mixture) if isinstance(mixture, dict) else mixture})

@@ -3,7 +3,8 @@ limits is refused here, so its training never starts.
 
 The words it will see are those of the very batches it will train on (`MixedBatches.words_seen`). Its data
 are the real train split and, for a mixture, the seed split its prompts came from; GOOD and the amateur
-trained on that same real split, so their data add no new words (`cdsynth.spec.budget`).
+trained on that same real split, so their data add no new words (`cdsynth.spec.budget`). The file holds
+counts only: the track they are held against is the config's, checked here and whenever the workflow loads.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ from typing import Any
 from cdsynth.checkpoints import best_checkpoint
 from cdsynth.errors import ConfigError
 from cdsynth.io import read_json, write_json
-from cdsynth.spec.budget import limits_of, over_limits
 from cdsynth.spec.paths import checkpoint_dir
-from cdsynth.spec.training import TrainSettings
+from cdsynth.spec.tracks import budget_problem
+from cdsynth.spec.training import DataOrder
 from cdsynth.train.packing import batch_source
 
 
 def count_budget(
     run: str,
-    cfg: TrainSettings,
-    track: str,
+    order: DataOrder,
     train_shards: str | os.PathLike,
     tokenizer_dir: str | os.PathLike,
     corpus_stats: str | os.PathLike,
@@ -32,30 +32,25 @@ def count_budget(
     ancillary: list[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The budget of one run (`run` names it) as `budget.json` holds it."""
-    batches = batch_source(cfg, train_shards, tokenizer_dir, synthetic_shards)
+    batches = batch_source(order, train_shards, tokenizer_dir, synthetic_shards)
     real_train_words = int(batches.real.words.sum())
-    prompt_words = read_json(corpus_stats)["totals"]["seed"]["words"] if cfg.mixture else 0
-    real, synthetic = (round(words) for words in batches.words_seen(cfg.steps))
-    limits = limits_of(track)
-    data_words = real_train_words + prompt_words
+    prompt_words = read_json(corpus_stats)["totals"]["seed"]["words"] if order.mixture else 0
+    real, synthetic = (round(words) for words in batches.words_seen(order.steps))
     return {
         "run": run,
-        "track": track,
-        "limits": limits and {"data_words": limits.data_words, "words_seen": limits.words_seen},
         "data": {
             "real_train_words": real_train_words,
             "prompt_words": prompt_words,
-            "total_words": data_words,
+            "total_words": real_train_words + prompt_words,
         },
         "seen": {
             "real": real,
             "synthetic": synthetic,
             "total": real + synthetic,
             "passes_over_real": round(real / real_train_words, 3),
-            "tokens": cfg.steps * cfg.batch_size * cfg.block_size,
+            "tokens": order.steps * order.batch_size * order.block_size,
         },
         "ancillary": [model | ancillary_seen(model, real_train_words) for model in ancillary],
-        "within_limits": limits and not over_limits(limits, data_words, real + synthetic),
     }
 
 
@@ -71,16 +66,11 @@ def ancillary_seen(model: dict[str, Any], real_train_words: int) -> dict[str, An
     return {"checkpoint": str(checkpoint), "words_seen": info.get("words"), "data_words": real_train_words}
 
 
-def write_budget(out: str | os.PathLike, **counted: Any) -> dict[str, Any]:
-    """Count a run's budget and write it to `out`, or refuse the run when it breaks its track's limits."""
+def write_budget(out: str | os.PathLike, track: str, **counted: Any) -> dict[str, Any]:
+    """Count a run's budget and write it to `out`, or refuse the run when it breaks `track`'s limits."""
     budget = count_budget(**counted)
-    if budget["within_limits"] is False:
-        limits = limits_of(budget["track"])
-        problems = over_limits(limits, budget["data"]["total_words"], budget["seen"]["total"])
-        raise ConfigError(
-            f"{budget['run']}: over the {budget['track']} track's budget: {'; '.join(problems)} "
-            f"({budget['seen']['passes_over_real']} passes over {budget['data']['real_train_words']:,} "
-            "real words). Lower train.steps or the corpus's max_words, or choose babylm.track: none."
-        )
+    problem = budget_problem(track, budget)
+    if problem:
+        raise ConfigError(problem)
     write_json(budget, out)
     return budget

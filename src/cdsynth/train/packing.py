@@ -19,7 +19,7 @@ import numpy as np
 from cdsynth.data.shards import Documents, load_documents
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.spec.mixture import Mixture
-from cdsynth.spec.training import PACKINGS, TrainSettings
+from cdsynth.spec.training import PACKINGS, DataOrder
 
 
 @dataclass(frozen=True)
@@ -175,23 +175,23 @@ class MixedBatches:
         return self.synthetic_before(steps) / (steps * self.batch_size) if steps else 0.0
 
 
-def batch_source(cfg: TrainSettings, train_shards, tokenizer_dir, synthetic_shards=None) -> MixedBatches:
+def batch_source(order: DataOrder, train_shards, tokenizer_dir, synthetic_shards=None) -> MixedBatches:
     """A run's batches, step by step, from its token shards: its real stream, and its synthetic one for a
     mixture (each stream keyed by the seed, so the trainer and the budget count see the same batches)."""
-    if cfg.mixture and synthetic_shards is None:
-        raise ConfigError(f"a mixture ({cfg.mixture.slug}) needs synthetic token shards")
-    real = packed_stream(cfg, train_shards, tokenizer_dir, key=(cfg.seed,))
+    if order.mixture and synthetic_shards is None:
+        raise ConfigError(f"a mixture ({order.mixture.slug}) needs synthetic token shards")
+    real = packed_stream(order, train_shards, tokenizer_dir, key=(order.seed,))
     synthetic = None
-    if cfg.mixture:
-        synthetic = packed_stream(cfg, synthetic_shards, tokenizer_dir, key=(cfg.seed, 1))
-    return MixedBatches(real, synthetic, cfg.batch_size, cfg.micro_batch_size, cfg.mixture)
+    if order.mixture:
+        synthetic = packed_stream(order, synthetic_shards, tokenizer_dir, key=(order.seed, 1))
+    return MixedBatches(real, synthetic, order.batch_size, order.micro_batch_size, order.mixture)
 
 
-def packed_stream(cfg: TrainSettings, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
-    stream = PackedStream(load_documents(shards_dir, tokenizer_dir), cfg.block_size, key, cfg.packing)
+def packed_stream(order: DataOrder, shards_dir, tokenizer_dir, key: tuple[int, ...]) -> PackedStream:
+    stream = PackedStream(load_documents(shards_dir, tokenizer_dir), order.block_size, key, order.packing)
     if stream.blocks_per_pass == 0:
         raise DataError(
-            f"{shards_dir}: {len(stream.tokens)} tokens, fewer than one block of {cfg.block_size}; lower "
+            f"{shards_dir}: {len(stream.tokens)} tokens, fewer than one block of {order.block_size}; lower "
             "shards.block_size or add text to the corpus."
         )
     return stream

@@ -340,7 +340,7 @@ def load_data(
     cfg: TrainSettings, train_shards, valid_shards, tokenizer_dir, synthetic_shards=None
 ) -> tuple[MixedBatches, np.ndarray, tuple[str, ...]]:
     """The batch source, the validation blocks and an id of every input (for the run fingerprint)."""
-    batches = batch_source(cfg, train_shards, tokenizer_dir, synthetic_shards)
+    batches = batch_source(cfg.data_order, train_shards, tokenizer_dir, synthetic_shards)
     used = [train_shards, valid_shards] + ([synthetic_shards] if cfg.mixture else [])
     ids = tuple(json.dumps(read_json(Path(d) / "meta.json")["shards"]) for d in used)
     valid = validation_blocks(cfg, valid_shards, tokenizer_dir)

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
+from helpers import REPO
 
 from cdsynth.errors import ConfigError
+from cdsynth.io import write_json
 from cdsynth.spec.budget import (
     check_planned_budget,
     known_data_words,
-    limits_of,
     measured_words_per_token,
     planned_problems,
 )
+from cdsynth.spec.config import validate_config
+from cdsynth.spec.plan import plan_of
+from cdsynth.spec.tracks import limits_of
 
 RUN = {"steps": 1000, "batch_size": 256, "block_size": 1024}  # 262,144,000 tokens
 
@@ -70,5 +75,39 @@ def test_words_per_token_are_read_from_the_shards_meta(tmp_path):
 
 
 def test_a_config_over_its_track_is_refused_naming_every_run(tmp_path):
+    files = {"a": str(tmp_path / "a.json"), "b": str(tmp_path / "b.json")}
     with pytest.raises(ConfigError, match=r"strict-small track's word budget:\n  a: sees .*\n  b: sees"):
-        check_planned_budget("strict-small", {"a": RUN, "b": RUN}, {}, tmp_path / "m", tmp_path / "s")
+        check_planned_budget("strict-small", {"a": RUN, "b": RUN}, files, {}, tmp_path / "m", tmp_path / "s")
+
+
+def test_a_counted_budget_is_checked_exactly_instead_of_the_bound(tmp_path):
+    """Run a's 262M tokens would be refused by the bound; its counted 90M words are inside the track."""
+    counted = {"run": "a", "data": {"total_words": 10**6, "real_train_words": 10**6}}
+    write_json(counted | {"seen": {"total": 90_000_000, "passes_over_real": 90.0}}, tmp_path / "a.json")
+    files = {"a": str(tmp_path / "a.json")}
+    check_planned_budget("strict-small", {"a": RUN}, files, {}, tmp_path / "m", tmp_path / "s")
+    write_json(counted | {"seen": {"total": 110_000_000, "passes_over_real": 110.0}}, tmp_path / "a.json")
+    with pytest.raises(ConfigError, match=r"a: over the strict-small track's budget: sees 110,000,000 words"):
+        check_planned_budget("strict-small", {"a": RUN}, files, {}, tmp_path / "m", tmp_path / "s")
+
+
+def preset(*names: str) -> dict:
+    """Presets merged key by key, as Snakemake merges several --configfile."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for name in names:
+        update_config(config, yaml.safe_load((REPO / "workflow/presets" / name).read_text()))
+    return config
+
+
+def test_the_papers_setup_is_over_the_strict_track_and_its_strict_variant_is_inside():
+    paper = preset("paper.yaml")
+    runs = plan_of(paper).baseline_runs | plan_of(paper).mixture_runs
+    over = planned_problems("strict", runs, None, None)
+    assert over and all("sees 2,097,152,000 words, above the 1,000,000,000 allowed" in line for line in over)
+    strict = preset("paper.yaml", "overlays/paper-strict.yaml")
+    validate_config(strict, REPO / "workflow/schemas/config.schema.yaml")
+    plan = plan_of(strict)
+    assert plan.track == "strict" and plan.tables["main"][-1] == "CD-Early-250"
+    assert planned_problems("strict", plan.baseline_runs | plan.mixture_runs, None, None) == []
