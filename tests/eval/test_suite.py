@@ -411,7 +411,7 @@ def evaluated_run(micro_run, prepared, eval_data, tmp_path_factory):
 
 
 def test_a_run_is_evaluated_checkpoint_by_checkpoint(evaluated_run, evaluated):
-    assert sorted(p.name for p in evaluated_run.iterdir()) == ["job.json", "step20", "step40"]
+    assert sorted(p.name for p in evaluated_run.iterdir()) == ["job.json", "step20", "step40", "submission"]
     assert read_json(evaluated_run / "step40/scores.json")["scores"] == evaluated[0]["scores"]
     assert read_json(evaluated_run / "job.json")["max_items_per_task"] == ITEMS, (
         "what the evaluation was made from"
