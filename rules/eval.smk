@@ -26,6 +26,8 @@ rule evaluate:
     params:
         code=code_of("evaluate_run.py"),
         stride=config["eval"]["stride"],
+        # The run's name in its official BabyLM files (submission/<name>/).
+        model_name=lambda wc: PLAN.model_names[eval_dir(wc.run, wc.seed)],
         evaluation=PLAN.evaluation,
     script:
         "../scripts/evaluate_run.py"

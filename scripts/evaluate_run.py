@@ -14,5 +14,6 @@ run_job(
         smk.output[0],
         Evaluation(**smk.params.evaluation),
         smk.threads,
+        model_name=smk.params.model_name,
     ),
 )

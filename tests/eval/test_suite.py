@@ -402,7 +402,7 @@ def test_a_missing_task_directory_is_named(micro_run, prepared, tmp_path):
 def evaluate_micro_run(micro_run, prepared, eval_data, out, **settings) -> None:
     test = prepared["corpus"] / "test.arrow"
     settings = {"max_items_per_task": ITEMS, "batch_size": 32, "window": 32} | settings
-    evaluate_run(micro_run, 1, test, out, Evaluation(str(eval_data), **settings))
+    evaluate_run(micro_run, 1, test, out, Evaluation(str(eval_data), **settings), model_name="micro-seed3")
 
 
 @pytest.fixture(scope="module")
@@ -418,6 +418,7 @@ def test_a_run_is_evaluated_checkpoint_by_checkpoint(evaluated_run, evaluated, m
         "job.json",
         "step20",
         "step40",
+        "submission",
     ]
     listed = read_json(evaluated_run / "checkpoints.json")
     assert [row["step"] for row in listed] == [20, 40] and listed[1] == read_json(
@@ -447,7 +448,7 @@ def test_a_missing_checkpoint_is_named_before_any_evaluation(micro_run, prepared
     run = Path(shutil.copytree(micro_run, tmp_path / "run"))
     shutil.rmtree(run / "step20")
     with pytest.raises(DataError, match="no step20. Train the run again"):
-        evaluate_run(run, 1, test, tmp_path / "seed3", Evaluation(str(eval_data)))
+        evaluate_run(run, 1, test, tmp_path / "seed3", Evaluation(str(eval_data)), model_name="micro-seed3")
     assert not work_path(tmp_path / "seed3").exists()
 
 
@@ -456,7 +457,9 @@ import sys
 from cdsynth.eval.suite import evaluate_run
 from cdsynth.spec.evaluation import Evaluation
 run, test, data, out = sys.argv[1:]
-evaluate_run(run, 1, test, out, Evaluation(data, max_items_per_task=4, batch_size=32, window=32))
+evaluate_run(
+    run, 1, test, out, Evaluation(data, max_items_per_task=4, batch_size=32, window=32), model_name="m"
+)
 """
 
 

@@ -31,6 +31,7 @@ from cdsynth.errors import DataError
 from cdsynth.eval.items import load_items, load_reading, subsample
 from cdsynth.eval.lm_scoring import completion_logprobs, document_nlls, next_token_logprobs
 from cdsynth.eval.metrics import CHOICE_TASKS, aggregate, reading_scores, reading_table, spearman
+from cdsynth.eval.official import write_checkpoint_files, write_submission
 from cdsynth.io import atomic_path, read_arrow, read_json, sha256_file, write_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.eval_data import check_data_dir
@@ -219,7 +220,10 @@ def evaluate_checkpoint(
     settings: Evaluation,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores."""
+    """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores.
+
+    `official/` gets the same predictions as the official pipeline's files (`cdsynth.eval.official`).
+    """
     data_dir, max_items, batch_size = settings.data_dir, settings.max_items_per_task, settings.batch_size
     check_data_dir(data_dir)  # every task's data is there before any model work
     set_torch_threads(threads)
@@ -251,8 +255,10 @@ def evaluate_checkpoint(
         "dtype": settings.dtype,
         "predictions": VALUE_MEANING,
     }
-    write_predictions(rows, Path(out_dir) / "predictions.parquet")
-    write_json(scores, Path(out_dir) / "scores.json")
+    out_dir = Path(out_dir)
+    write_predictions(rows, out_dir / "predictions.parquet")
+    write_checkpoint_files(out_dir / "predictions.parquet", data_dir, out_dir / "official", max_items)
+    write_json(scores, out_dir / "scores.json")
     print(f"evaluated {checkpoint} in {time.perf_counter() - start:.1f} s: {scores['scores']}")
     return scores
 
@@ -264,14 +270,18 @@ def evaluate_run(
     out_dir: str | os.PathLike,
     settings: Evaluation,
     threads: int = 1,
+    *,
+    model_name: str,
 ) -> None:
     """Evaluate a run's checkpoints into `out_dir/step<N>/`; a killed job keeps what it finished.
 
     Which checkpoints: every `stride`-th the run saved, counted back from the last, and every one that
     carries a BabyLM mark (`cdsynth.spec.schedule.evaluated_steps`); `out_dir/checkpoints.json` lists them
-    with what each has seen. The work is resumable (`cdsynth.resumable`): finished checkpoints are kept
-    only for the same training run (its metrics.csv) and the same evaluation settings, which
-    `out_dir/job.json` records.
+    with what each has seen. Then `out_dir/submission/<model_name>/` holds the official BabyLM files of
+    the run (`cdsynth.eval.official.write_submission`).
+
+    The work is resumable (`cdsynth.resumable`): finished checkpoints are kept only for the same training
+    run (its metrics.csv) and the same evaluation settings, which `out_dir/job.json` records.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     saved = saved_checkpoints(run_dir)
@@ -286,7 +296,8 @@ def evaluate_run(
             continue
         evaluate_checkpoint(run_dir / f"step{step}", test_arrow, work / f"step{step}", settings, threads)
     write_json([saved[step] for step in steps], work / EVALUATED_FILE)
-    job.publish([*(f"step{step}" for step in steps), EVALUATED_FILE, KEY_FILE])
+    write_submission(work, run_dir, steps, model_name, settings.data_dir, settings.max_items_per_task)
+    job.publish([*(f"step{step}" for step in steps), EVALUATED_FILE, "submission", KEY_FILE])
 
 
 def saved_checkpoints(run_dir: Path) -> dict[int, dict[str, Any]]:

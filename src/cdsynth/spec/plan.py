@@ -68,6 +68,7 @@ class Plan:
         ]
 
     evaluations: dict[str, str]  # evaluation directory -> the run directory it scores
+    model_names: dict[str, str]  # evaluation directory -> its run's name in the official BabyLM files
     summaries: dict[str, list[str]]  # experiment -> the evaluations it summarizes, one per seed
     tables: dict[str, list[str]]  # table -> its rows (experiments), the baseline first
     ratios: dict[str, float]  # experiment -> its synthetic ratio (the baseline's 0)
@@ -218,6 +219,11 @@ def training_of(config: dict[str, Any], good: Good, experiments: dict[str, Exper
             name: {seed: run_dir(run, seed) for seed in seeds} for name, run in run_paths.items()
         },
         "evaluations": {eval_dir(*run): run_dir(*run) for run in [*baseline_runs, *mixture_runs]},
+        "model_names": {eval_dir(run, seed): f"{run}-seed{seed}" for run, seed in baseline_runs}
+        | {
+            eval_dir(run, seed): f"{model}-{experiment.corpus.name}-{experiment.mixture.slug}-seed{seed}"
+            for (run, seed), experiment in mixture_runs.items()
+        },
         "summaries": {name: [eval_dir(run, seed) for seed in seeds] for name, run in run_paths.items()},
     }
 
