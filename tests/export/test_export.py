@@ -21,6 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.export import export_run
+from cdsynth.export.compat import model_config
 from cdsynth.export.repository import IDENTITY
 from cdsynth.synth.cli import main
 from cdsynth.train.trainer import train
@@ -311,6 +312,15 @@ def test_transformers_5_fields_are_fixed_in_the_exported_copy_only(five_only_run
     tok = json.loads((tmp_path / "repo" / "tokenizer_config.json").read_text())
     assert tok["tokenizer_class"] == "PreTrainedTokenizerFast" and "is_local" not in tok
     assert_same_model(tmp_path / "repo", five_only_run / "step30")
+
+
+def test_a_scaled_rotary_embedding_gets_the_4x_name():
+    rope = {"rope_theta": 10000.0, "rope_type": "linear", "factor": 2.0}
+    config = model_config({"model_type": "llama", "rope_parameters": rope, "dtype": "bfloat16"}, Path("c"))
+    assert config["rope_scaling"] == {"rope_type": "linear", "factor": 2.0}
+    assert config["rope_theta"] == 10000.0 and config["torch_dtype"] == "bfloat16"
+    with pytest.raises(DataError, match="no rope_theta"):
+        model_config({"model_type": "llama"}, Path("c/config.json"))
 
 
 def logits_and_ids(directory: Path) -> tuple[torch.Tensor, list[int]]:

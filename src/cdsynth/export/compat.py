@@ -57,8 +57,8 @@ def model_config(config: dict[str, Any], source: Path) -> dict[str, Any]:
             f"{source}: no rope_theta and no rope_parameters.rope_theta; transformers 4.51 would guess "
             "10000.0. Save the checkpoint again with `save_pretrained`."
         )
-    # 5.x names the weights' type `dtype`; 4.x reads `torch_dtype` and, missing it, loads in float32 and
-    # says nothing (a bfloat16 model would then be scored in another precision than the one it shipped in).
+    # 5.x names the weights' type `dtype`; 4.x reads `torch_dtype` (for `torch_dtype="auto"`) and, missing
+    # it, loads in float32 and says nothing: a bfloat16 model would be scored in another precision.
     if "dtype" in config and "torch_dtype" not in config:
         config["torch_dtype"] = config["dtype"]
     return config
