@@ -121,7 +121,8 @@ def checkout(repo: Path, branch: str, into: Path) -> Path:
     tar = subprocess.run(["git", "-C", str(repo), "archive", branch], capture_output=True, check=True).stdout
     into.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(into, filter="data")
+        # The "data" filter where this Python has it (3.10.12+): no links or paths outside `into`.
+        archive.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return into
 
 
@@ -175,6 +176,7 @@ def test_each_card_says_what_its_revision_has_seen_and_scored(exported):
     assert "| words seen, real text | 600,000 words |" in body
     assert "| words seen, synthetic text | 400,000 words |" in body
     assert "| real training text | 123,456 words |" in body
+    assert "| prompt text for the synthetic corpus | 7,890 words |" in body
     assert "| tokens seen | not recorded |" in body  # budget.seen.tokens is missing
     assert "Strict-Small" in body and "Within the limits: yes" in body
     assert "contrastive decoding" in body and "CD-Early" in body and "run micro, seed 42, at step 20" in body

@@ -127,7 +127,7 @@ def data_section(budget: dict[str, Any] | None) -> str:
     data = get(budget, "data")
     rows = [
         ["real training text", words(get(data, "real_train_words"))],
-        ["of it, used as prompts for the synthetic text", words(get(data, "prompt_words"))],
+        ["prompt text for the synthetic corpus", words(get(data, "prompt_words"))],
         ["all data", words(get(data, "total_words"))],
     ]
     seen = get(budget, "seen")
@@ -149,10 +149,7 @@ def data_section(budget: dict[str, Any] | None) -> str:
 def corpus_section(inputs: Inputs) -> str:
     manifest = inputs.corpus
     if manifest is None:
-        return (
-            "## Synthetic corpus\n\nNot available: the export was given no corpus manifest (`--corpus`). "
-            "A baseline run trains on real text only."
-        )
+        return "## Synthetic corpus\n\nNot available: the export was given no corpus manifest (`--corpus`)."
     params = get(manifest, "params")
     params = params if isinstance(params, dict) else {}
     totals = get(manifest, "totals")

@@ -244,6 +244,8 @@ def export_run(
         corpus=read_optional(corpus_path, "--corpus", "a synthetic corpus's manifest.json"),
         corpus_name=corpus_path.resolve().parent.name if corpus_path is not None else None,
     )
+    if get(budget_data, "within_limits") is False:
+        print(f"{budget}: the run is not within its track's word limits; the cards say so", file=sys.stderr)
     if len(revisions) == 1:
         print(
             f"{run_dir}: no checkpoint.json has a BabyLM `mark` (chck_1M ...): exporting main only",
