@@ -279,9 +279,13 @@ def export_parser(commands) -> None:
         "run_dir", metavar="RUN", type=Path, help="the training run's directory (metrics.csv and step<N>/)"
     )
     p.add_argument("out", metavar="OUT", type=Path, help="where to write the repository (new or empty)")
-    p.add_argument("--budget", type=Path, help="the run's budget.json: its data and words seen")
-    p.add_argument("--eval", type=Path, help="the run's evaluation directory (step<N>/scores.json)")
-    p.add_argument("--corpus", type=Path, help="the manifest.json of the synthetic corpus the run trained on")
+    inputs = (
+        ("--budget", "FILE", "the run's budget.json: its data and words seen"),
+        ("--eval", "DIR", "the run's evaluation directory (step<N>/scores.json)"),
+        ("--corpus", "FILE", "the manifest.json of the synthetic corpus the run trained on"),
+    )
+    for flag, metavar, text in inputs:
+        p.add_argument(flag, type=Path, metavar=metavar, help=text)
     p.set_defaults(run=run_export)
 
 
