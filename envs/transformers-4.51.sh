@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # A venv with transformers 4.51.3, the version the official BabyLM 2025 evaluation pipeline pins, and no
-# torch: enough to check that our checkpoints' tokenizer and config files load there (tests/test_tokenizer.py).
+# torch: enough to check that our checkpoints' tokenizer and config files load there
+# (tests/data/test_tokenizer.py).
+# With its site-packages first on PYTHONPATH, the project's own Python (same version) imports 4.51.3 and
+# its own torch, to load whole models (tests/export/test_export.py).
 # Its other packages come from envs/constraints-transformers-4.51.txt. The venv lives outside the checkout
 # and is reused while its pins are unchanged.
 #   usage: envs/transformers-4.51.sh [VENV]

@@ -11,6 +11,7 @@ from pathlib import Path
 from cdsynth.checkpoints import require_model_dir
 from cdsynth.describe.description import describe_corpus
 from cdsynth.errors import CdsynthError, ConfigError
+from cdsynth.export import export_run
 from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.protocol import ALL, Protocol
@@ -266,11 +267,40 @@ def run_stats(args: argparse.Namespace) -> None:
     print(f"wrote {args.corpus / 'stats.json'}: {stats['samples']:,} samples")
 
 
+def export_parser(commands) -> None:
+    p = commands.add_parser(
+        "export",
+        help="a finished training run as a git repository to push to the Hugging Face Hub for BabyLM",
+        description="Write a git repository at OUT: branch main holds RUN's final model, one branch per "
+        "checkpoint marked as a BabyLM revision (chck_1M ... chck_1000M) holds that checkpoint; each "
+        "loads in transformers 4.51.3 and 5.x and has a model card. Nothing is pushed (docs/submitting.md).",
+    )
+    p.add_argument(
+        "run_dir", metavar="RUN", type=Path, help="the training run's directory (metrics.csv and step<N>/)"
+    )
+    p.add_argument("out", metavar="OUT", type=Path, help="where to write the repository (new or empty)")
+    inputs = (
+        ("--budget", "FILE", "the run's budget.json: its data and words seen"),
+        ("--eval", "DIR", "the run's evaluation directory (step<N>/scores.json)"),
+        ("--corpus", "FILE", "the manifest.json of the synthetic corpus the run trained on"),
+    )
+    for flag, metavar, text in inputs:
+        p.add_argument(flag, type=Path, metavar=metavar, help=text)
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> None:
+    branches = export_run(args.run_dir, args.out, budget=args.budget, eval_dir=args.eval, corpus=args.corpus)
+    listed = ", ".join(f"{name} (step {step})" for name, step in branches.items())
+    print(f"wrote {args.out}: {listed}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cdsynth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     generate_parser(commands)
     stats_parser(commands)
+    export_parser(commands)
     args = parser.parse_args(argv)
     try:
         args.run(args)
