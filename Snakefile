@@ -36,6 +36,7 @@ include: "rules/synth.smk"
 include: "rules/mix.smk"
 include: "rules/eval.smk"
 include: "rules/report.smk"
+include: "rules/export.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -23,6 +23,7 @@ from cdsynth.spec.paths import (
     corpus_split,
     corpus_stats_file,
     eval_dir,
+    export_dir,
     figure_file,
     manifest_file,
     mixture_run,

@@ -36,6 +36,7 @@ STAGES = {
     "plot_ratio_sweep.py": {"spec", "eval", "report"},
     "describe_corpora.py": {"report"},
     "write_budget_table.py": {"spec", "report"},
+    "export_run.py": {"spec", "synth", "describe", "export"},
 }
 SCRIPTS = sorted((REPO / "scripts").glob("*.py"))
 

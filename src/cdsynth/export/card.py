@@ -16,12 +16,8 @@ from typing import Any
 import yaml
 
 from cdsynth.describe.card import amateur_words, expert_words, show, summary, table
+from cdsynth.spec.tracks import budget_problem, limits_of
 
-TRACKS = {
-    "strict": "Strict (100M words)",
-    "strict-small": "Strict-Small (10M words)",
-    "none": "no BabyLM track (the budget is not checked)",
-}
 NOT_RECORDED = "not recorded"
 
 
@@ -42,6 +38,7 @@ class Inputs:
     final_step: int
     revisions: tuple[Revision, ...]
     budget: dict[str, Any] | None = None
+    track: str | None = None  # the BabyLM track the budget is held against (None: not given)
     scores: dict[int, dict[str, Any]] | None = None  # step -> scores.json, when an evaluation dir is given
     corpus: dict[str, Any] | None = None  # a synthetic corpus's manifest.json
     corpus_name: str | None = None
@@ -168,32 +165,26 @@ def corpus_section(inputs: Inputs) -> str:
     )
 
 
-def limits_text(limits: Any) -> str:
-    if not isinstance(limits, dict):
-        return "none"
-    return (
-        f"at most {words(limits.get('data_words'))} of data, and at most "
-        f"{words(limits.get('words_seen'))} seen in training"
-    )
+def track_lines(budget: dict[str, Any], track: str | None) -> list[str]:
+    """The track, its limits (`cdsynth.spec.tracks`) and whether the counted budget keeps them."""
+    limits = limits_of(track) if track is not None else None
+    if limits is None:
+        return [
+            f"- Track: {'not given (`--track`)' if track is None else 'none (the budget is not checked)'}"
+        ]
+    within = "yes" if budget_problem(track, budget) is None else "**no**"
+    return [
+        f"- Track: {track}",
+        f"- Limits: at most {words(limits.data_words)} of data, and at most {words(limits.words_seen)} "
+        "seen in training",
+        f"- Within the limits: {within}",
+    ]
 
 
-def within_text(value: Any) -> str:
-    if value is True:
-        return "yes"
-    if value is False:
-        return "**no**"
-    return "not checked"
-
-
-def budget_section(budget: dict[str, Any] | None) -> str:
+def budget_section(budget: dict[str, Any] | None, track: str | None) -> str:
     if budget is None:
         return "## Word budget\n\nNot available: the export was given no budget file (`--budget`)."
-    track = get(budget, "track")
-    lines = [
-        f"- Track: {TRACKS.get(track, NOT_RECORDED if track is None else str(track))}",
-        f"- Limits: {limits_text(get(budget, 'limits'))}",
-        f"- Within the limits: {within_text(get(budget, 'within_limits'))}",
-    ]
+    lines = track_lines(budget, track)
     ancillary = get(budget, "ancillary")
     ancillary = [a for a in ancillary if isinstance(a, dict)] if isinstance(ancillary, list) else []
     if ancillary:
@@ -259,7 +250,7 @@ def model_card(revision: Revision, inputs: Inputs) -> str:
         revisions_section(inputs),
         data_section(inputs.budget),
         corpus_section(inputs),
-        budget_section(inputs.budget),
+        budget_section(inputs.budget, inputs.track),
         scores_section(revision, inputs),
         load_section(revision),
     ]

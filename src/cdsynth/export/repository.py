@@ -21,6 +21,7 @@ from typing import Any
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.export.card import Inputs, Revision, get, model_card
 from cdsynth.export.compat import branch_files, read_object
+from cdsynth.spec.tracks import budget_problem
 
 # BabyLM 2025's names for intermediate checkpoints, by millions of words seen.
 MARKS = tuple(f"chck_{n}M" for n in (*range(1, 10), *range(10, 100, 10), *range(100, 1001, 100)))
@@ -217,11 +218,13 @@ def export_run(
     budget: str | os.PathLike | None = None,
     eval_dir: str | os.PathLike | None = None,
     corpus: str | os.PathLike | None = None,
+    track: str | None = None,
 ) -> dict[str, int]:
     """Write the git repository of the finished run `run_dir` at `out_dir`; return {branch: step}.
 
     `budget`: the run's budget.json; `eval_dir`: its evaluation directory (`step<N>/scores.json`);
-    `corpus`: the manifest.json of the synthetic corpus it trained on. Each goes into the model cards;
+    `corpus`: the manifest.json of the synthetic corpus it trained on; `track`: the BabyLM track the
+    budget is held against. Each goes into the model cards;
     a card says what was not given. Every input is checked before anything is written.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -240,12 +243,14 @@ def export_run(
         final_step=checkpoints[-1].step,
         revisions=tuple(Revision(names, step, by_step[step].info) for step, names in revisions.items()),
         budget=budget_data,
+        track=track,
         scores=read_scores(Path(eval_dir) if eval_dir is not None else None, list(revisions)),
         corpus=read_optional(corpus_path, "--corpus", "a synthetic corpus's manifest.json"),
         corpus_name=corpus_path.resolve().parent.name if corpus_path is not None else None,
     )
-    if get(budget_data, "within_limits") is False:
-        print(f"{budget}: the run is not within its track's word limits; the cards say so", file=sys.stderr)
+    problem = budget_data is not None and track is not None and budget_problem(track, budget_data)
+    if problem:
+        print(f"{budget}: {problem} The cards say so.", file=sys.stderr)
     if len(revisions) == 1:
         print(
             f"{run_dir}: no checkpoint.json has a BabyLM `mark` (chck_1M ...): exporting main only",

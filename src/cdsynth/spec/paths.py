@@ -86,6 +86,11 @@ def eval_dir(run: str, seed: int | str) -> str:
 EVALUATED_FILE = "checkpoints.json"
 
 
+def export_dir(run: str, seed: int | str) -> str:
+    """A run as a git repository for the Hugging Face Hub: main and one branch per BabyLM mark."""
+    return f"{RESULTS}/export/{run}/seed{seed}"
+
+
 def experiment_dir(name: str) -> str:
     return f"{RESULTS}/experiments/{name}"
 

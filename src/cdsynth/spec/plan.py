@@ -21,6 +21,7 @@ from cdsynth.spec.paths import (
     corpus_dir,
     corpus_stats_file,
     eval_dir,
+    export_dir,
     figure_file,
     manifest_file,
     mixture_run,
@@ -69,6 +70,9 @@ class Plan:
 
     evaluations: dict[str, str]  # evaluation directory -> the run directory it scores
     model_names: dict[str, str]  # evaluation directory -> its run's name in the official BabyLM files
+    # export directory -> the files its model cards are made from: run, budget, eval and (a mixture's)
+    # synthetic corpus manifest
+    exports: dict[str, dict[str, str]]
     summaries: dict[str, list[str]]  # experiment -> the evaluations it summarizes, one per seed
     tables: dict[str, list[str]]  # table -> its rows (experiments), the baseline first
     ratios: dict[str, float]  # experiment -> its synthetic ratio (the baseline's 0)
@@ -219,12 +223,28 @@ def training_of(config: dict[str, Any], good: Good, experiments: dict[str, Exper
             name: {seed: run_dir(run, seed) for seed in seeds} for name, run in run_paths.items()
         },
         "evaluations": {eval_dir(*run): run_dir(*run) for run in [*baseline_runs, *mixture_runs]},
+        "exports": {
+            export_dir(run, seed): export_inputs(run, seed, mixture_runs.get((run, seed)), good)
+            for run, seed in [*baseline_runs, *mixture_runs]
+        },
         "model_names": {eval_dir(run, seed): f"{run}-seed{seed}" for run, seed in baseline_runs}
         | {
             eval_dir(run, seed): f"{model}-{experiment.corpus.name}-{experiment.mixture.slug}-seed{seed}"
             for (run, seed), experiment in mixture_runs.items()
         },
         "summaries": {name: [eval_dir(run, seed) for seed in seeds] for name, run in run_paths.items()},
+    }
+
+
+def export_inputs(run: str, seed: int, experiment: Experiment | None, good: Good) -> dict[str, Any]:
+    """What a run's export makes its model cards from: the run, its budget and evaluation, and for a
+    mixture run its synthetic corpus's manifest."""
+    corpus = [manifest_file(corpus_dir(good.slug, experiment.corpus.name))] if experiment else []
+    return {
+        "run": run_dir(run, seed),
+        "budget": budget_file(run, seed),
+        "eval": eval_dir(run, seed),
+        "corpus": corpus,
     }
 
 

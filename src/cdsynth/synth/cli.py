@@ -16,6 +16,7 @@ from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.protocol import ALL, Protocol
 from cdsynth.spec.synthesis import BACKENDS, Amateur, Scoring, amateur_problem
+from cdsynth.spec.tracks import TRACK_NAMES
 from cdsynth.synth.generation import (
     check_prompt_count,
     describe_amateur,
@@ -286,11 +287,14 @@ def export_parser(commands) -> None:
     )
     for flag, metavar, text in inputs:
         p.add_argument(flag, type=Path, metavar=metavar, help=text)
+    p.add_argument("--track", choices=TRACK_NAMES, help="the BabyLM track the budget is held against")
     p.set_defaults(run=run_export)
 
 
 def run_export(args: argparse.Namespace) -> None:
-    branches = export_run(args.run_dir, args.out, budget=args.budget, eval_dir=args.eval, corpus=args.corpus)
+    branches = export_run(
+        args.run_dir, args.out, budget=args.budget, eval_dir=args.eval, corpus=args.corpus, track=args.track
+    )
     listed = ", ".join(f"{name} (step {step})" for name, step in branches.items())
     print(f"wrote {args.out}: {listed}")
 
