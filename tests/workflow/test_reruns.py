@@ -55,19 +55,29 @@ def test_a_plain_dry_run_of_a_fresh_clone_next_to_finished_results_plans_nothing
             "src/cdsynth/describe/measures.py",
             {"describe_corpus": 20, "corpora": 4, "table": 4, "ratio_sweep": 1},
         ),
-        # The CD scoring: every corpus and what is made from it; no baseline run or its evaluation.
+        # The CD scoring: every corpus and what is made from it (a mixture's budget counts its synthetic
+        # words); no baseline run, its budget or its evaluation.
         (
             "src/cdsynth/synth/scoring.py",
-            {"synth_shard": 400, "synth_manifest": 20, "synth_tokens": 20, "train_mixture": 250,
-             "evaluate": 250, "experiment_summary": 25, "table": 4, "ratio_sweep": 1, "describe_corpus": 20,
-             "corpora": 4},
+            {"synth_shard": 400, "synth_manifest": 20, "synth_tokens": 20, "budget": 250,
+             "train_mixture": 250, "evaluate": 250, "experiment_summary": 25, "table": 4, "ratio_sweep": 1,
+             "describe_corpus": 20, "corpora": 4, "budget_table": 4},
         ),
-        # The trainer: every run, and so every corpus made from GOOD, and every evaluation after them.
+        # The trainer: every run, and so every corpus made from GOOD, and every evaluation after them; the
+        # baseline runs' budgets are not recounted (the trainer is not in the count's code), the mixtures'
+        # are (their synthetic data and GOOD changed).
         (
             "src/cdsynth/train/trainer.py",
             {"train_baseline": 11, "synth_shard": 400, "synth_manifest": 20, "synth_tokens": 20,
-             "train_mixture": 250, "evaluate": 261, "experiment_summary": 26, "table": 4, "ratio_sweep": 1,
-             "describe_corpus": 20, "corpora": 4},
+             "budget": 250, "train_mixture": 250, "evaluate": 261, "experiment_summary": 26, "table": 4,
+             "ratio_sweep": 1, "describe_corpus": 20, "corpora": 4, "budget_table": 4},
+        ),
+        # The word count: every budget and so every run; the corpora follow from GOOD's retraining.
+        (
+            "src/cdsynth/train/budget.py",
+            {"budget": 261, "train_baseline": 11, "synth_shard": 400, "synth_manifest": 20,
+             "synth_tokens": 20, "train_mixture": 250, "evaluate": 261, "experiment_summary": 26,
+             "table": 4, "ratio_sweep": 1, "describe_corpus": 20, "corpora": 4, "budget_table": 4},
         ),
         # The evaluation suite: evaluations and the statistics after them, nothing trained or generated.
         (

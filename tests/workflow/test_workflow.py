@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shlex
 import shutil
@@ -86,10 +87,22 @@ def test_editing_a_training_value_reruns_only_training(built):
         "table": 1,
         "describe_corpus": 2,
         "corpora": 1,
+        "budget": 4,  # the mixtures': GOOD retrains; a baseline's budget does not depend on its lr
+        "budget_table": 1,
         "all": 1,
-        "total": 28,
+        "total": 33,
     }
     assert job_counts(result.stdout + result.stderr) == expected
+
+
+def test_changing_the_track_checks_every_run_and_reruns_only_the_budget_table(built):
+    """The track checks runs and defines none: no count, training or evaluation reruns."""
+    workdir, config = built
+    edited = yaml.safe_load(yaml.safe_dump(config))
+    edited["babylm"]["track"] = "strict" if config["babylm"]["track"] != "strict" else "strict-small"
+    result = snakemake(workdir, edited, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert job_counts(result.stdout + result.stderr) == {"budget_table": 1, "table": 1, "all": 1, "total": 3}
 
 
 def test_editing_one_corpus_reruns_only_that_corpus(built):
@@ -108,8 +121,10 @@ def test_editing_one_corpus_reruns_only_that_corpus(built):
         "table": 1,
         "describe_corpus": 1,
         "corpora": 1,
+        "budget": 2,
+        "budget_table": 1,
         "all": 1,
-        "total": 13,
+        "total": 16,
     }
 
 
@@ -122,9 +137,10 @@ def test_renaming_an_experiment_retrains_nothing(built):
     assert result.returncode == 0
     assert job_counts(result.stdout + result.stderr) == {
         "experiment_summary": 1,
+        "budget_table": 1,  # its rows are named by experiment
         "table": 1,
         "all": 1,
-        "total": 3,
+        "total": 4,
     }
 
 
@@ -172,6 +188,27 @@ def test_mixture_runs_train_on_their_synthetic_ratio(built):
     assert history[-1]["synthetic_ratio"] == pytest.approx(0.3, abs=0.02)
     meta = read_json(workdir / SYNTH / CD / "tokens/meta.json")
     assert meta["num_documents"] > 0 and meta["held_out_samples"] == 1  # ceil(5% of 16 samples)
+
+
+def test_every_run_has_its_budget_and_its_official_files_and_exports(built):
+    workdir, config = built
+    run = "results/models/micro/seed42"
+    budget = read_json(workdir / "results/budget/micro/seed42/budget.json")
+    with open(workdir / run / "metrics.csv", newline="") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert budget["run"] == run and budget["seen"]["real"] == int(last["words_real"]) > 0
+    table = (workdir / "results/budget_main.md").read_text()
+    assert table.startswith(f"Track: {config['babylm']['track']}") and "| CD-Early-10 |" in table
+    submission = workdir / "results/eval/micro/seed42/submission/micro-seed42"
+    assert (submission / "all_full_preds_and_fast_scores_causal.json").is_file()
+    assert "comps" in (submission / "cdsynth_status.json").read_text().lower()
+    result = snakemake(workdir, config, "--cores", "1", "results/export/micro/seed42")
+    assert result.returncode == 0, result.stderr[-3000:]
+    repo = workdir / "results/export/micro/seed42"
+    command = ["git", "-C", str(repo), "branch", "--format=%(refname:short)"]
+    heads = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+    assert heads == ["main"], "the micro runs see far fewer than 1M words: no BabyLM mark"
+    assert "strict-small" in (repo / "README.md").read_text() or config["babylm"]["track"] != "strict-small"
 
 
 def test_the_report_holds_the_tables_and_figures(built):
