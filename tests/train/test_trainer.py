@@ -232,11 +232,12 @@ def test_two_process_ddp_matches_one_process(prepared, tmp_path):
         str(spec),
     ]
     subprocess.run(command, check=True, capture_output=True)
-    rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()[1:]
+    with open(tmp_path / "ddp" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
     for ours, theirs in zip(single, rows, strict=True):
-        fields = theirs.split(",")
-        assert float(fields[2]) == pytest.approx(ours["train_loss"], rel=1e-4)
-        assert float(fields[3]) == pytest.approx(ours["val_loss"], rel=1e-4)
+        assert float(theirs["train_loss"]) == pytest.approx(ours["train_loss"], rel=1e-4)
+        assert float(theirs["val_loss"]) == pytest.approx(ours["val_loss"], rel=1e-4)
+        assert int(theirs["words_real"]) == ours["words_real"], "the words of the global batch, not a rank's"
     a = AutoModelForCausalLM.from_pretrained(tmp_path / "single" / "step20").state_dict()
     b = AutoModelForCausalLM.from_pretrained(tmp_path / "ddp" / "step20").state_dict()
     # Adam divides a rarely seen token's tiny embedding gradient by a tiny sqrt(v): the all-reduce's other
