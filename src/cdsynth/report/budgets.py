@@ -49,6 +49,11 @@ def budget_row(experiment: str, budget: dict[str, Any], track: str) -> dict[str,
     }
 
 
+def cell(value: Any) -> str:
+    """A Markdown cell: counts with thousands separators, anything else as it prints."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def write_budget_table(
     experiments: list[str], budgets: list[str | os.PathLike], track: str, csv_path, markdown_path
 ) -> list[dict[str, Any]]:
@@ -67,15 +72,7 @@ def write_budget_table(
     )
     shown = [c for c in COLUMNS if c not in ("run", "track", "ancillary")]
     lines = [header, "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += [
-        "| "
-        + " | ".join(
-            f"{row[c]:,}" if isinstance(row[c], int) and not isinstance(row[c], bool) else str(row[c])
-            for c in shown
-        )
-        + " |"
-        for row in rows
-    ]
+    lines += ["| " + " | ".join(cell(row[c]) for c in shown) + " |" for row in rows]
     with atomic_path(markdown_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return rows
