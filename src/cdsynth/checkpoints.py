@@ -6,6 +6,7 @@ Shared by synthesis and evaluation, which both score text with checkpoints the t
 from __future__ import annotations
 
 import csv
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,20 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, Pre
 from cdsynth.errors import DataError
 
 RECOPY = "Retrain or copy the checkpoint again."
+CACHE_KEYWORDS: dict[type, str] = {}  # a plain dict, not functools.cache: dynamo traces a dict lookup
+
+
+def cache_keyword(model_class: type) -> str:
+    """The name `forward` takes the KV cache under, decided once per model class.
+
+    Synthesis and evaluation both run models on a cache they hand in.
+    transformers 5.24 renamed `past_key_values` to `cache` (the old name warns and goes in 5.40); the
+    vLLM venv's 5.19 knows only the old one.
+    """
+    if model_class not in CACHE_KEYWORDS:
+        parameters = inspect.signature(model_class.forward).parameters
+        CACHE_KEYWORDS[model_class] = "cache" if "cache" in parameters else "past_key_values"
+    return CACHE_KEYWORDS[model_class]
 
 
 def require_model_dir(path: str | os.PathLike) -> Path:

@@ -72,3 +72,57 @@ def test_float32_model_logprobs_match_to_float32_rounding(tokenizer, sequences):
     ids, wanted = sequences
     for ours, theirs in zip(token_logprobs(model, ids, wanted, 4), one_at_a_time(model, ids, wanted)):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+def shared_prefix_items(sequences) -> tuple[list[list[int]], list[list[bool]], list[list[int]]]:
+    """Items of 1..4 candidates: one real prefix (some long, some short) and each candidate's own ending.
+
+    The candidates' endings are other texts' first tokens, so some begin with the prefix's next token
+    (a longer common prefix than the item's own) and one item repeats a candidate (the same ids twice).
+    """
+    ids, wanted = sequences
+    out_ids, out_wanted, groups = [], [], []
+    rng = np.random.default_rng(1)
+    for item in range(12):
+        prefix = ids[(3 * item) % len(ids)][: 5 + 9 * item]
+        endings = [ids[(item + k) % len(ids)][1 : 2 + k] for k in range(1 + item % 4)]
+        if item == 5:
+            endings.append(endings[0])
+        group = []
+        for ending in endings:
+            group.append(len(out_ids))
+            out_ids.append(prefix + ending)
+            out_wanted.append(list(rng.random(len(prefix) + len(ending)) < 0.5))
+        groups.append(group)
+    return out_ids, out_wanted, groups
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 1000])
+def test_shared_prefixes_give_the_whole_sequences_logprobs(tokenizer, sequences, batch_size, monkeypatch):
+    """Prefixes of different lengths in one batch (padding masked), cut anywhere, any budget."""
+    model = build_model(MICRO, tokenizer, seed=0).double().eval()
+    ids, wanted, groups = shared_prefix_items(sequences)
+    monkeypatch.setattr(lm_scoring, "MIN_SHARED", 4)
+    shared = lm_scoring.shared_groups(ids, groups)
+    assert len(shared) >= 8 and {len(g.members) for g in shared} >= {2, 3, 4}
+    assert len({g.prefix for g in shared}) >= 6
+    got = token_logprobs(model, ids, wanted, batch_size, groups=groups)
+    for ours, theirs in zip(got, one_at_a_time(model, ids, wanted), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10)
+
+
+def test_a_common_prefix_is_counted_on_the_ids_and_leaves_each_sequence_a_token():
+    assert lm_scoring.common_prefix([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert lm_scoring.common_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert lm_scoring.common_prefix([[1, 2, 3], [1, 2, 3]]) == 2
+    assert lm_scoring.common_prefix([[7], [7, 8]]) == 0
+    assert lm_scoring.common_prefix([[1, 2], [3, 2]]) == 0
+
+
+def test_a_model_whose_cache_cannot_be_shared_is_scored_whole(tokenizer):
+    """A sliding-window cache keeps only its window: such a model is never given a shared prefix."""
+    model = build_model(MICRO, tokenizer, seed=0).eval()
+    assert lm_scoring.shares_prefixes(model)
+    model.config.sliding_window = 4
+    model.config.layer_types = ["sliding_attention"] * model.config.num_hidden_layers
+    assert not lm_scoring.shares_prefixes(model)

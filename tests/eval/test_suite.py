@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +22,18 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 from cdsynth.checkpoints import load_causal_lm
 from cdsynth.errors import DataError
 from cdsynth.eval.items import load_items, load_reading
-from cdsynth.eval.lm_scoring import completion_logprobs, encode_candidates, position_limit
+from cdsynth.eval.lm_scoring import encode_candidates, position_limit, shared_groups
 from cdsynth.eval.metrics import aggregate, reading_table
 from cdsynth.eval.suite import (
+    candidate_task,
     choice_task,
     evaluate_checkpoint,
     evaluate_run,
     official_queries,
     reading_task,
-    word_surprisals,
+    score_tasks,
+    suite_tasks,
+    surprisal_task,
 )
 from cdsynth.io import read_json
 from cdsynth.report.statistics import TASK_LABELS
@@ -53,6 +57,23 @@ def evaluated(micro_run, prepared, eval_data, tmp_path_factory):
     settings = Evaluation(str(eval_data), max_items_per_task=ITEMS, batch_size=32, window=32)
     scores = evaluate_checkpoint(micro_run / "step40", prepared["corpus"] / "test.arrow", out, settings)
     return scores, pq.read_table(out / "predictions.parquet").to_pandas(), out
+
+
+def completion_logprobs(model, tokenizer, pairs, batch_size: int) -> tuple[np.ndarray, int]:
+    """(each completion's summed log-probability, sequences cut) through the suite's scoring."""
+
+    def finish(sums, cut):
+        return {"test": {"sums": np.concatenate(sums), "cut": cut}}, []
+
+    task = candidate_task("test", tokenizer, pairs, [1] * len(pairs), finish)
+    result = score_tasks(model, [task], batch_size)[0]["test"]
+    return result["sums"], result["cut"]
+
+
+def word_surprisals(model, tokenizer, pairs, batch_size: int, predictor: str) -> tuple[np.ndarray, int]:
+    """(-log P(word | context) per pair, sequences cut) through the suite's scoring."""
+    task = surprisal_task(tokenizer, pairs, predictor, lambda values, cut: ({"test": (values, cut)}, []))
+    return score_tasks(model, [task], batch_size)[0]["test"]
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +251,7 @@ def test_official_reading_predictor_rescans_each_later_piece_as_a_word(model_and
 
 def test_joint_reading_predictor_scores_the_word_after_a_space(model_and_tokenizer, eval_data):
     model, tokenizer = model_and_tokenizer
-    _, _, predictions = reading_task(model, tokenizer, eval_data, 64, "joint")
+    _, predictions = score_tasks(model, [reading_task(tokenizer, eval_data, "joint")], 64)
     rows = load_reading(eval_data)
     words, _ = completion_logprobs(model, tokenizer, [(r["item"], " " + r["word"]) for r in rows], 64)
     assert [p["value"] for p in predictions] == pytest.approx(-words)
@@ -346,8 +367,8 @@ def test_a_model_with_learned_positions_sees_the_newest_tokens_and_the_cut_is_co
     items = load_items(eval_data, "entity_tracking", 1)
     pairs = [c for item in items for c in item.candidates]
     lengths = [len(ids) for ids, _ in encode_candidates(tokenizer, pairs)]
-    result, rows = choice_task(gpt2, tokenizer, eval_data, "entity_tracking", 1, 16)
-    assert result["truncated"] == sum(n > 32 for n in lengths) > 0
+    results, _ = score_tasks(gpt2, [choice_task(tokenizer, eval_data, "entity_tracking", 1)], 16)
+    assert results["entity_tracking"]["truncated"] == sum(n > 32 for n in lengths) > 0
     longest = pairs[int(np.argmax(lengths))]
     logprobs, cut = completion_logprobs(gpt2, tokenizer, [longest], 8)
     assert logprobs[0] == pytest.approx(direct_completion(gpt2, tokenizer, *longest, keep=32), abs=1e-4)
@@ -488,3 +509,31 @@ def test_a_killed_evaluation_redone_with_other_settings_starts_over(
             "reading_predictor": scores["reading_predictor"],
         }
         assert used == expected
+
+
+@pytest.mark.slow
+def test_shared_prefixes_change_no_score_and_no_winner_on_the_full_data(micro_run, prepared, eval_data):
+    """Every task on the full evaluation data: shared prefixes against every sequence scored whole."""
+    model, tokenizer = (
+        load_causal_lm(micro_run / "step40", CPU),
+        AutoTokenizer.from_pretrained(micro_run / "step40"),
+    )
+    settings = Evaluation(str(eval_data), batch_size=64)
+    tasks = suite_tasks(tokenizer, prepared["corpus"] / "test.arrow", settings, window=32)
+    shared = [task for task in tasks if shared_groups(task.sequences, task.groups)]
+    assert {task.name for task in shared} >= {"entity_tracking", "ewok"}
+    results, rows = score_tasks(model, tasks, 64)
+    whole_results, whole_rows = score_tasks(model, [replace(task, groups=[]) for task in tasks], 64)
+    assert len(rows) == len(whole_rows) > 50_000
+    for row, whole in zip(rows, whole_rows, strict=True):
+        assert (row["task"], row["item"], row.get("correct")) == (
+            whole["task"],
+            whole["item"],
+            whole.get("correct"),
+        )
+        if "logprobs" in row:
+            np.testing.assert_allclose(row["logprobs"], whole["logprobs"], rtol=1e-5, atol=1e-4)
+        if row.get("value") is not None:
+            assert row["value"] == pytest.approx(whole["value"], rel=1e-5, abs=1e-6)
+    for task, result in results.items():
+        assert result["score"] == pytest.approx(whole_results[task]["score"], rel=1e-6), task

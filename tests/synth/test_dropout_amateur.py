@@ -25,11 +25,11 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from cdsynth.checkpoints import load_causal_lm, load_config
+from cdsynth.checkpoints import cache_keyword, load_causal_lm, load_config
 from cdsynth.errors import ConfigError
 from cdsynth.synth import dropout
 from cdsynth.synth.dropout import attention_dropout_field, dropout_overrides, load_dropout_amateur
-from cdsynth.synth.engine import cache_keyword, generate, left_pad
+from cdsynth.synth.engine import generate, left_pad
 from cdsynth.synth.pair import load_decoder
 from cdsynth.synth.scoring import Scoring
 

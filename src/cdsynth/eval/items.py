@@ -9,6 +9,7 @@ whole sentences. Reading is a table of words, scored separately.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import zlib
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cdsynth.errors import DataError
-from cdsynth.spec.eval_data import task_dir
+from cdsynth.spec.eval_data import TASK_DIRS, task_dir
 
 # The strings pandas' `read_csv` reads as missing by default; the official pipeline reads the reading data
 # with pandas, so a field spelled like one of them is missing there, whatever its column.
@@ -75,6 +76,14 @@ def subtask_of(task: str, path: Path, row: dict) -> str:
 
 def load_items(data_dir: str | os.PathLike, task: str, max_items: int | None = None) -> list[Item]:
     """A task's items, at most `max_items` per subtask (a fixed subsample), in file order."""
+    by_subtask = task_items(str(data_dir), task)
+    return [group[i] for name, group in by_subtask.items() for i in subsample(len(group), max_items, name)]
+
+
+@functools.lru_cache(maxsize=len(TASK_DIRS))
+def task_items(data_dir: str, task: str) -> dict[str, tuple[Item, ...]]:
+    """Every item of a task by subtask, in file order, read once per process: an evaluation job scores
+    several checkpoints and writes each one's official files from the same items."""
     by_subtask: dict[str, list[Item]] = {}
     for path in sorted(task_dir(data_dir, task).glob("*.jsonl")):
         for row in read_jsonl(path):
@@ -84,7 +93,7 @@ def load_items(data_dir: str | os.PathLike, task: str, max_items: int | None = N
             group.append(Item(subtask, len(group), candidates(task, row), extra))
     if not by_subtask:
         raise DataError(f"{task_dir(data_dir, task)}: no .jsonl files. Check eval.data_dir.")
-    return [group[i] for name, group in by_subtask.items() for i in subsample(len(group), max_items, name)]
+    return {name: tuple(group) for name, group in by_subtask.items()}
 
 
 def load_reading(data_dir: str | os.PathLike) -> list[dict[str, str | None]]:

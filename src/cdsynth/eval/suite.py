@@ -16,7 +16,8 @@ import math
 import os
 import time
 from collections import defaultdict
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,10 @@ import pyarrow.parquet as pq
 import torch
 from transformers import AutoTokenizer
 
-from cdsynth.checkpoints import load_causal_lm
+from cdsynth.checkpoints import load_causal_lm, load_config
 from cdsynth.errors import DataError
 from cdsynth.eval.items import load_items, load_reading, subsample
-from cdsynth.eval.lm_scoring import completion_logprobs, document_nlls, next_token_logprobs
+from cdsynth.eval.lm_scoring import encode_candidates, fit_context, position_limit, token_logprobs
 from cdsynth.eval.metrics import CHOICE_TASKS, aggregate, reading_scores, reading_table, spearman
 from cdsynth.eval.official import write_checkpoint_files, write_submission
 from cdsynth.io import atomic_path, read_arrow, read_json, sha256_file, write_json
@@ -59,12 +60,33 @@ VALUE_MEANING = {
 }
 
 
-def score_candidates(model, tokenizer, items, batch_size: int, task: str) -> tuple[list[np.ndarray], int]:
-    """(summed completion log-probabilities of every candidate grouped per item, sequences cut to fit)."""
-    pairs = [pair for item in items for pair in item.candidates]
-    flat, cut = completion_logprobs(model, tokenizer, pairs, batch_size, desc=task)
-    bounds = np.cumsum([0] + [len(item.candidates) for item in items])
-    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])], cut
+@dataclass
+class Task:
+    """One task's sequences to score, tokenized once per evaluation job, and how they become its results.
+
+    `finish(logprobs, cut)` takes each sequence's wanted log-probabilities and how many were cut to fit the
+    model, and returns ({result name: result}, predictions rows).
+    """
+
+    name: str
+    sequences: list[list[int]]
+    wanted: list[list[bool]]
+    groups: list[list[int]]  # indices whose sequences may share a prefix (an item's candidates)
+    finish: Callable[[list[np.ndarray], int], tuple[dict[str, dict], list[dict]]]
+
+
+def candidate_task(name: str, tokenizer, pairs: list[tuple[str, str]], sizes: list[int], finish) -> Task:
+    """A task of (prefix, completion) candidates, `sizes[k]` of them for item k; `finish` gets the
+    summed log-probability of each item's candidates and the number cut."""
+    encoded = encode_candidates(tokenizer, pairs)
+    bounds = np.cumsum([0, *sizes]).tolist()
+    groups = [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def per_item(logprobs: list[np.ndarray], cut: int):
+        sums = np.array([float(lp.sum()) for lp in logprobs])
+        return finish([sums[group] for group in groups], cut)
+
+    return Task(name, [ids for ids, _ in encoded], [mask for _, mask in encoded], groups, per_item)
 
 
 def choice_rows(task: str, items, scores: list[np.ndarray]) -> list[dict]:
@@ -90,34 +112,42 @@ def accuracy(task: str, rows: list[dict]) -> tuple[float, dict[str, float]]:
     return float(aggregate(task, per_subtask)), per_subtask
 
 
-def choice_task(model, tokenizer, data_dir, task, max_items, batch_size) -> tuple[dict, list[dict]]:
+def choice_task(tokenizer, data_dir, task: str, max_items: int | None) -> Task:
     """Accuracy (%) per subtask and its aggregate; the correct candidate is the first."""
     items = load_items(data_dir, task, max_items)
-    scores, cut = score_candidates(model, tokenizer, items, batch_size, task)
-    rows = choice_rows(task, items, scores)
-    score, per_subtask = accuracy(task, rows)
-    return {"score": score, "subtasks": per_subtask, "truncated": cut}, rows
+
+    def finish(scores: list[np.ndarray], cut: int):
+        rows = choice_rows(task, items, scores)
+        score, per_subtask = accuracy(task, rows)
+        return {task: {"score": score, "subtasks": per_subtask, "truncated": cut}}, rows
+
+    pairs = [pair for item in items for pair in item.candidates]
+    return candidate_task(task, tokenizer, pairs, [len(item.candidates) for item in items], finish)
 
 
-def wug_task(model, tokenizer, data_dir, max_items, batch_size) -> tuple[dict[str, dict], list[dict]]:
-    """WUG under both definitions: {"wug_accuracy": ..., "wug_spearman": ...} and one row per item.
+def wug_task(tokenizer, data_dir, max_items: int | None) -> Task:
+    """WUG under both definitions: "wug_accuracy" and "wug_spearman", and one row per item.
 
     Accuracy (the paper's): the share of items whose first variant has the higher summed log-probability.
     Spearman (the official pipeline's since 2025-08-02): P(first variant), the softmax of the two, against
     the human ratio.
     """
     items = load_items(data_dir, "wug", max_items)
-    scores, cut = score_candidates(model, tokenizer, items, batch_size, "wug")
-    rows = choice_rows("wug", items, scores)
-    first = np.array([np.exp(lp[0] - np.logaddexp(lp[0], lp[1])) for lp in scores])
-    ratios = np.array([item.extra["ratio"] for item in items])
-    for row, p, ratio in zip(rows, first, ratios):
-        row |= {"value": float(p), "reference": float(ratio)}
-    score, _ = accuracy("wug", rows)
-    return {
-        "wug_accuracy": {"score": score, "truncated": cut},
-        "wug_spearman": {"score": float(spearman(first, ratios))},
-    }, rows
+
+    def finish(scores: list[np.ndarray], cut: int):
+        rows = choice_rows("wug", items, scores)
+        first = np.array([np.exp(lp[0] - np.logaddexp(lp[0], lp[1])) for lp in scores])
+        ratios = np.array([item.extra["ratio"] for item in items])
+        for row, p, ratio in zip(rows, first, ratios):
+            row |= {"value": float(p), "reference": float(ratio)}
+        score, _ = accuracy("wug", rows)
+        return {
+            "wug_accuracy": {"score": score, "truncated": cut},
+            "wug_spearman": {"score": float(spearman(first, ratios))},
+        }, rows
+
+    pairs = [pair for item in items for pair in item.candidates]
+    return candidate_task("wug", tokenizer, pairs, [len(item.candidates) for item in items], finish)
 
 
 def word_tokens(tokenizer, text: str) -> list[int]:
@@ -146,29 +176,45 @@ def official_queries(tokenizer, context: str, word: str) -> list[tuple[str, int]
     return queries
 
 
-def word_surprisals(
-    model, tokenizer, pairs: list[tuple[str, str]], batch_size: int, predictor: str
-) -> tuple[np.ndarray, int]:
-    """(-log P(word | context) per (context, word), sequences cut to fit the model).
+def surprisal_task(tokenizer, pairs: list[tuple[str, str]], predictor: str, finish) -> Task:
+    """-log P(word | context) per (context, word), handed to `finish(surprisals, cut)`.
 
-    "official": the official pipeline's predictor (`official_queries`), every distinct query scored once.
+    "official": the official pipeline's predictor (`official_queries`): each distinct query is the
+    context tokenized with the tokenizer's special tokens and the token appended, scored once; the queries
+    of one context are a group, whose tokenized contexts share their first tokens.
     "joint": the word's tokens scored together after the context, as " " + word in one string.
     """
     if predictor == "joint":
-        logprobs, cut = completion_logprobs(
-            model, tokenizer, [(context, " " + word) for context, word in pairs], batch_size, "reading"
+        joint = [(context, " " + word) for context, word in pairs]
+        return candidate_task(
+            "reading",
+            tokenizer,
+            joint,
+            [1] * len(pairs),
+            lambda sums, cut: finish(-np.concatenate(sums), cut),
         )
-        return -logprobs, cut
     words = [official_queries(tokenizer, context, word) for context, word in pairs]
     unique = list(dict.fromkeys(query for queries in words for query in queries))
-    logprobs, cut = next_token_logprobs(model, tokenizer, unique, batch_size, "reading")
-    found = dict(zip(unique, logprobs))
-    return np.array([-sum(found[query] for query in queries) for queries in words]), cut
+    contexts = tokenizer([context for context, _ in unique])["input_ids"]
+    index = {query: k for k, query in enumerate(unique)}
+    group_of: dict[int, str] = {}  # a query repeated under another context stays in its first group
+    for (context, _), queries in zip(pairs, words):
+        for query in queries:
+            group_of.setdefault(index[query], context)
+    by_context: dict[str, list[int]] = defaultdict(list)
+    for member, context in group_of.items():
+        by_context[context].append(member)
+    groups = list(by_context.values())
+
+    def per_word(logprobs: list[np.ndarray], cut: int):
+        return finish(np.array([-sum(logprobs[index[q]][-1] for q in queries) for queries in words]), cut)
+
+    sequences = [[*ids, token] for ids, (_, token) in zip(contexts, unique)]
+    wanted = [[False] * len(ids) + [True] for ids in contexts]
+    return Task("reading", sequences, wanted, groups, per_word)
 
 
-def reading_task(
-    model, tokenizer, data_dir, batch_size, predictor: str = "official"
-) -> tuple[dict, dict, list[dict]]:
+def reading_task(tokenizer, data_dir, predictor: str = "official") -> Task:
     """Eye Tracking (mean over four first-pass measures) and self-paced Reading (with spillover).
 
     Always on all 1,726 words: the regressions need them, and scoring them is cheap. A row has a previous
@@ -178,39 +224,93 @@ def reading_task(
     has_prev = [r["prev_item"] is not None for r in rows]
     pairs = [(r["item"], r["word"]) for r in rows]
     pairs += [(r["prev_item"], r["prev_word"]) for r, ok in zip(rows, has_prev) if ok]
-    surprisal, cut = word_surprisals(model, tokenizer, pairs, batch_size, predictor)
-    prev_scores = iter(surprisal[len(rows) :])
-    prev = np.array([next(prev_scores) if ok else np.nan for ok in has_prev])
-    table = reading_table(rows, surprisal[: len(rows)], prev)
-    eye_tracking, eye, reading = reading_scores(table)
-    predictions = [
-        {
-            "task": "reading",
-            "subtask": "reading",
-            "item": i,
-            "value": float(table["pred"][i]),
-            "reference": float(prev[i]),
-        }
-        for i in range(len(rows))
-    ]
-    eye_result = {"score": float(eye_tracking), "measures": eye, "truncated": cut}
-    return eye_result, {"score": float(reading), "truncated": cut}, predictions
+
+    def finish(surprisal: np.ndarray, cut: int):
+        prev_scores = iter(surprisal[len(rows) :])
+        prev = np.array([next(prev_scores) if ok else np.nan for ok in has_prev])
+        table = reading_table(rows, surprisal[: len(rows)], prev)
+        eye_tracking, eye, reading = reading_scores(table)
+        predictions = [
+            {
+                "task": "reading",
+                "subtask": "reading",
+                "item": i,
+                "value": float(table["pred"][i]),
+                "reference": float(prev[i]),
+            }
+            for i in range(len(rows))
+        ]
+        return {
+            "eye_tracking": {"score": float(eye_tracking), "measures": eye, "truncated": cut},
+            "reading": {"score": float(reading), "truncated": cut},
+        }, predictions
+
+    return surprisal_task(tokenizer, pairs, predictor, finish)
 
 
-def perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window) -> tuple[dict, list[dict]]:
-    """Token-level perplexity over the test documents, each as <s> ... </s> like the training data."""
+def perplexity_task(tokenizer, test_arrow, max_items: int | None, window: int) -> Task:
+    """Token-level perplexity over the test documents, each as <s> ... </s> like the training data.
+
+    Documents longer than `window` are cut into windows that overlap by one token, so each window's first
+    token is only context and every later token is predicted exactly once.
+    """
     table = read_arrow(test_arrow)
     keep = subsample(table.num_rows, max_items, "perplexity")
     texts = table.column("text").take(keep).to_pylist()
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     docs = [[tokenizer.bos_token_id, *doc, tokenizer.eos_token_id] for doc in ids]
-    nlls = document_nlls(model, docs, window, batch_size)
-    total, count = sum(n for n, _ in nlls), sum(c for _, c in nlls)
-    rows = [
-        {"task": "perplexity", "subtask": "test", "item": int(i), "value": n, "tokens": c}
-        for i, (n, c) in zip(keep, nlls)
+    pieces, owners = [], []
+    for doc, tokens in enumerate(docs):
+        for start in range(0, max(1, len(tokens) - 1), window - 1):
+            pieces.append(tokens[start : start + window])
+            owners.append(doc)
+
+    def finish(logprobs: list[np.ndarray], cut: int):
+        nlls, counts = np.zeros(len(docs)), np.zeros(len(docs), dtype=np.int64)
+        for owner, lp in zip(owners, logprobs):
+            nlls[owner] -= float(lp.sum())
+            counts[owner] += len(lp)
+        rows = [
+            {"task": "perplexity", "subtask": "test", "item": int(i), "value": float(n), "tokens": int(c)}
+            for i, n, c in zip(keep, nlls, counts)
+        ]
+        result = {
+            "score": math.exp(nlls.sum() / counts.sum()),
+            "tokens": int(counts.sum()),
+            "documents": len(docs),
+        }
+        return {"perplexity": result}, rows
+
+    return Task("perplexity", pieces, [[True] * len(p) for p in pieces], [], finish)
+
+
+def suite_tasks(tokenizer, test_arrow, settings: Evaluation, window: int) -> list[Task]:
+    """Every task of the suite, tokenized: perplexity, the choice tasks, WUG, Reading and Eye Tracking."""
+    data_dir, max_items = settings.data_dir, settings.max_items_per_task
+    return [
+        perplexity_task(tokenizer, test_arrow, max_items, window),
+        *(choice_task(tokenizer, data_dir, task, max_items) for task in CHOICE_TASKS),
+        wug_task(tokenizer, data_dir, max_items),
+        reading_task(tokenizer, data_dir, settings.reading_predictor),
     ]
-    return {"score": math.exp(total / count), "tokens": count, "documents": len(docs)}, rows
+
+
+def score_tasks(model, tasks: list[Task], batch_size: int) -> tuple[dict[str, dict], list[dict]]:
+    """(results, predictions rows) of `tasks` on `model`.
+
+    Each task is scored in batches of its own. All tasks in one pass was measured slower on CPU (a demo
+    checkpoint, 30 items per subtask: 6.2 s against 5.4 s): the token budget then follows Entity
+    Tracking's longest prompt, and BLiMP's short sentences go thousands to a batch.
+    """
+    limit = position_limit(model)
+    results, rows = {}, []
+    for task in tasks:
+        sequences, wanted, cut = fit_context(task.sequences, task.wanted, limit)
+        logprobs = token_logprobs(model, sequences, wanted, batch_size, task.name, task.groups)
+        result, part = task.finish(logprobs, cut)
+        results |= result
+        rows += part
+    return results, rows
 
 
 def evaluate_checkpoint(
@@ -219,32 +319,22 @@ def evaluate_checkpoint(
     out_dir: str | os.PathLike,
     settings: Evaluation,
     threads: int = 1,
+    tasks: list[Task] | None = None,
 ) -> dict[str, Any]:
     """Write `scores.json` and `predictions.parquet` for one checkpoint and return the scores.
 
-    `official/` gets the same predictions as the official pipeline's files (`cdsynth.eval.official`).
+    `tasks` are the suite tokenized with this checkpoint's tokenizer (`suite_tasks`), made here when not
+    given. `official/` gets the same predictions as the official pipeline's files (`cdsynth.eval.official`).
     """
-    data_dir, max_items, batch_size = settings.data_dir, settings.max_items_per_task, settings.batch_size
+    data_dir, max_items = settings.data_dir, settings.max_items_per_task
     check_data_dir(data_dir)  # every task's data is there before any model work
     set_torch_threads(threads)
+    window = evaluation_window(checkpoint, settings)
+    start = time.perf_counter()
+    tasks = tasks or suite_tasks(AutoTokenizer.from_pretrained(checkpoint), test_arrow, settings, window)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_causal_lm(checkpoint, device, dtype=settings.dtype)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    window = settings.window or model.config.max_position_embeddings
-    start = time.perf_counter()
-    results, rows = {}, []
-    results["perplexity"], part = perplexity_task(model, tokenizer, test_arrow, max_items, batch_size, window)
-    rows += part
-    for task in CHOICE_TASKS:
-        results[task], part = choice_task(model, tokenizer, data_dir, task, max_items, batch_size)
-        rows += part
-    wug, part = wug_task(model, tokenizer, data_dir, max_items, batch_size)
-    results |= wug
-    rows += part
-    results["eye_tracking"], results["reading"], part = reading_task(
-        model, tokenizer, data_dir, batch_size, settings.reading_predictor
-    )
-    rows += part
+    results, rows = score_tasks(model, tasks, settings.batch_size)
     scores = {
         "checkpoint": str(checkpoint),
         "scores": {task: round(result["score"], 6) for task, result in results.items()},
@@ -261,6 +351,11 @@ def evaluate_checkpoint(
     write_json(scores, out_dir / "scores.json")
     print(f"evaluated {checkpoint} in {time.perf_counter() - start:.1f} s: {scores['scores']}")
     return scores
+
+
+def evaluation_window(checkpoint: str | os.PathLike, settings: Evaluation) -> int:
+    """Tokens per perplexity window: the setting, or the checkpoint's context length when unset."""
+    return settings.window or load_config(checkpoint).max_position_embeddings
 
 
 def evaluate_run(
@@ -280,6 +375,9 @@ def evaluate_run(
     with what each has seen. Then `out_dir/submission/<model_name>/` holds the official BabyLM files of
     the run (`cdsynth.eval.official.write_submission`).
 
+    The suite is tokenized once for all the checkpoints: a run's checkpoints carry the same tokenizer,
+    which is checked (its files' digests) rather than assumed.
+
     The work is resumable (`cdsynth.resumable`): finished checkpoints are kept only for the same training
     run (its metrics.csv) and the same evaluation settings, which `out_dir/job.json` records.
     """
@@ -290,14 +388,28 @@ def evaluate_run(
     key = {"run": sha256_file(run_dir / "metrics.csv"), **asdict(settings)}
     job = WorkDir(out_dir, key)
     work = job.open()
+    prepared: dict[tuple, list[Task]] = {}  # the tokenized suite per (tokenizer digest, window)
     for step in steps:
         if (work / f"step{step}/scores.json").exists():
             print(f"keeping step {step}, evaluated by an earlier attempt")
             continue
-        evaluate_checkpoint(run_dir / f"step{step}", test_arrow, work / f"step{step}", settings, threads)
+        checkpoint = run_dir / f"step{step}"
+        window = evaluation_window(checkpoint, settings)
+        tokenizer_key = (tokenizer_digest(checkpoint), window)
+        if tokenizer_key not in prepared:
+            tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            prepared[tokenizer_key] = suite_tasks(tokenizer, test_arrow, settings, window)
+        tasks = prepared[tokenizer_key]
+        evaluate_checkpoint(checkpoint, test_arrow, work / f"step{step}", settings, threads, tasks)
     write_json([saved[step] for step in steps], work / EVALUATED_FILE)
     write_submission(work, run_dir, steps, model_name, settings.data_dir, settings.max_items_per_task)
     job.publish([*(f"step{step}" for step in steps), EVALUATED_FILE, "submission", KEY_FILE])
+
+
+def tokenizer_digest(checkpoint: Path) -> tuple[str, ...]:
+    """The digests of a checkpoint's tokenizer files: equal digests, the same tokenization."""
+    names = sorted(p.name for p in checkpoint.iterdir() if p.name.startswith(("tokenizer", "special_tokens")))
+    return tuple(f"{name}:{sha256_file(checkpoint / name)}" for name in names)
 
 
 def saved_checkpoints(run_dir: Path) -> dict[int, dict[str, Any]]:

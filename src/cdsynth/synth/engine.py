@@ -19,7 +19,6 @@ do not depend on how the rows are batched, on the batch size, or on the padding 
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 import torch._inductor.config
 from transformers import PreTrainedConfig, PreTrainedModel, StaticCache
 
+from cdsynth.checkpoints import cache_keyword
 from cdsynth.synth.scoring import Scoring, next_tokens
 
 CPU_BATCH = 64  # "auto" on CPU: larger batches gain nothing once the matmuls fill the cores
@@ -59,21 +59,6 @@ def left_pad(
         ids[row, width - len(prompt) :] = torch.tensor(prompt)
         mask[row, width - len(prompt) :] = 1
     return ids.to(device), mask.to(device)
-
-
-CACHE_KEYWORDS: dict[type, str] = {}  # a plain dict, not functools.cache: dynamo traces a dict lookup
-
-
-def cache_keyword(model_class: type) -> str:
-    """The name `forward` takes the KV cache under, decided once per model class.
-
-    transformers 5.24 renamed `past_key_values` to `cache` (the old name warns and goes in 5.40); the
-    vLLM venv's 5.19 knows only the old one.
-    """
-    if model_class not in CACHE_KEYWORDS:
-        parameters = inspect.signature(model_class.forward).parameters
-        CACHE_KEYWORDS[model_class] = "cache" if "cache" in parameters else "past_key_values"
-    return CACHE_KEYWORDS[model_class]
 
 
 def forward_last(model, ids, mask, positions, cache, cache_position) -> torch.Tensor:
