@@ -42,8 +42,8 @@ def scalars(row: dict[str, Any]) -> dict[str, float]:
 def wall_times(history: list[dict[str, Any]]) -> list[float]:
     """Each row's time, so that a tracker's time axis shows the training time (`elapsed_s`) rather than
     the moment of writing: the last row now, the others as long before as they were saved."""
-    end = time.time() - history[-1]["elapsed_s"]
-    return [end + row["elapsed_s"] for row in history]
+    start = time.time() - history[-1]["elapsed_s"]
+    return [start + row["elapsed_s"] for row in history]
 
 
 def write_tensorboard(history: list[dict[str, Any]], folder: Path, name: str) -> None:
@@ -59,7 +59,8 @@ def write_wandb(history: list[dict[str, Any]], folder: Path, name: str) -> None:
     os.environ["WANDB_MODE"] = "offline"  # never the network, whatever the user's wandb settings say
     import wandb
 
-    run = wandb.init(dir=folder.parent, name=name, mode="offline")  # wandb makes <dir>/wandb/ itself
+    # wandb makes its folder, <dir>/wandb/, itself.
+    run = wandb.init(project="cdsynth", dir=str(folder.parent), name=name, mode="offline")
     for row in history:
         run.log(scalars(row), step=row["step"])
     run.finish()
