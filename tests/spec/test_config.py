@@ -84,6 +84,12 @@ def test_shipped_configs_are_valid(path):
             "corpus.sources.wikipedia.units: 'sentences' is not one of",
         ),
         (lambda c: c["train"].update(packing="random"), "train.packing: 'random' is not one of"),
+        (lambda c: c["train"].update(loggers=["neptune"]), "train.loggers.0: 'neptune' is not one of"),
+        (lambda c: c["train"].update(loggers="tensorboard"), "train.loggers: 'tensorboard' is not of type"),
+        (
+            lambda c: c["train"].update(loggers=["tensorboard", "tensorboard"]),
+            "train.loggers: ['tensorboard', 'tensorboard'] has non-unique elements",
+        ),
         (lambda c: c["synth"].update(dtype="float16"), "synth.dtype: 'float16' is not one of"),
         (lambda c: c["synth"].update(batch_size="max"), "synth.batch_size: 'max' is not valid"),
         (lambda c: c["mix"].update(synthetic_holdout=1), "mix.synthetic_holdout: 1 is greater than or equal"),

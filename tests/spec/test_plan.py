@@ -16,6 +16,7 @@ import yaml
 
 from cdsynth.spec.config import validate_config
 from cdsynth.spec.plan import Plan, plan_of
+from cdsynth.spec.training import TrainSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -134,6 +135,18 @@ def test_a_mixture_runs_params_are_its_baselines_and_its_mixture(planned):
             assert params.pop("mixture") == mixture
             assert params == plan.baseline_runs[baseline[seed]]
             assert params["seed"] == seed
+
+
+def test_the_loggers_reach_every_runs_settings_and_no_budget(planned):
+    """A tracker changes what a run publishes, not the words it sees."""
+    config = load("demo")
+    config["train"]["loggers"] = ["tensorboard"]
+    plan, unlogged = planned(config), planned(load("demo"))
+    for params in (plan.baseline_runs | plan.mixture_runs).values():
+        recipe = dict(params)
+        settings = TrainSettings.of(recipe, recipe.pop("arch"), recipe.pop("seed"))
+        assert settings.loggers == ("tensorboard",)
+    assert plan.budgets == unlogged.budgets
 
 
 def test_experiments_that_share_a_corpus_share_its_entry_and_not_their_runs(planned):

@@ -62,9 +62,11 @@ def schema_terms(node: dict, required: bool, default) -> dict:
     """A schema property as the settings' metadata states bounds: numeric bounds, whole numbers,
     choices, and the other values accepted besides them (null, constants, absent = the default None)."""
     alternatives = [resolve(alt) for alt in node.get("oneOf", [node])]
-    terms = {"bounds": {}, "whole": False, "choices": None, "also": set()}
+    terms = {"bounds": {}, "whole": False, "choices": None, "also": set(), "many": False}
     for alt in alternatives:
-        if alt.get("type") == "null":
+        if alt.get("type") == "array":  # a list of distinct choices
+            terms["choices"], terms["many"] = tuple(resolve(alt["items"])["enum"]), alt.get("uniqueItems")
+        elif alt.get("type") == "null":
             terms["also"].add(None)
         elif "const" in alt:
             terms["also"].add(alt["const"])
@@ -78,6 +80,12 @@ def schema_terms(node: dict, required: bool, default) -> dict:
     return terms
 
 
+def choice_list(prop: dict, spec) -> bool:
+    """Whether a field is compared: an array only as a list of choices, in the schema or the class."""
+    node = resolve(prop)
+    return node.get("type") != "array" or "enum" in node["items"] or spec.metadata.get("many")
+
+
 def field_terms(spec) -> dict:
     meta = spec.metadata
     return {
@@ -85,6 +93,7 @@ def field_terms(spec) -> dict:
         "whole": meta["whole"],
         "choices": meta["choices"],
         "also": set(meta["also"]),
+        "many": meta["many"],
     }
 
 
@@ -93,7 +102,7 @@ def shared_fields():
         properties, required = node["properties"], set(node.get("required", []))
         for spec in fields(cls):
             prop = properties.get(spec.name)
-            if prop is None or resolve(prop).get("type") in ("array", "string"):
+            if prop is None or resolve(prop).get("type") == "string" or not choice_list(prop, spec):
                 continue  # not in this section; pairs and paths are the schema's alone
             yield pytest.param(name, prop, spec, spec.name in required, id=f"{name}.{spec.name}")
 
@@ -107,6 +116,8 @@ def test_the_schema_and_the_dataclass_state_the_same_bounds(section_name, prop, 
 def probes(spec) -> list:
     """Values at and just beside each of the field's bounds, plus its accepted extras."""
     meta = spec.metadata
+    if meta["many"]:
+        return [[], list(meta["choices"]), ["no-such-choice"], [meta["choices"][0]] * 2, meta["choices"][0]]
     if meta["choices"]:
         return [*meta["choices"], "no-such-choice"]
     values = list(meta["also"])

@@ -30,9 +30,10 @@ def setting(
     choices: tuple[Any, ...] | None = None,
     whole: bool = False,
     also: tuple[Any, ...] = (),
+    many: bool = False,
 ) -> Any:
-    """A dataclass field with its bounds: `whole` numbers only, `choices`, and `also` values (e.g. None,
-    "auto") accepted besides the bounded ones."""
+    """A dataclass field with its bounds: `whole` numbers only, `choices` (with `many`, a list of distinct
+    choices), and `also` values (e.g. None, "auto") accepted besides the bounded ones."""
     bounds = {
         "minimum": minimum,
         "exclusive_minimum": exclusive_minimum,
@@ -45,6 +46,7 @@ def setting(
         "choices": choices,
         "whole": whole,
         "also": also,
+        "many": many,
     }
     return field(default=default, metadata=metadata)
 
@@ -68,6 +70,8 @@ def value_problem(spec: Field, value: Any) -> str | None:
     if not meta or value in meta["also"] and not isinstance(value, bool):
         return None
     name = spec.name
+    if meta["many"]:
+        return _many_problem(name, value, meta["choices"])
     if meta["choices"] is not None:
         return (
             None
@@ -89,6 +93,18 @@ def value_problem(spec: Field, value: Any) -> str | None:
     }
     inside = not math.isnan(value) and all(checks[kind](bound) for kind, bound in bounds.items())
     return None if inside else f"{name}: {value} must be {_interval(bounds)}"
+
+
+def _many_problem(name: str, values: Any, choices: tuple[Any, ...]) -> str | None:
+    """Why `values` is not a list of distinct `choices`, or None."""
+    if not isinstance(values, list | tuple):
+        return f"{name}: {values!r} must be a list"
+    unknown = [value for value in values if value not in choices]
+    if unknown:
+        return f"{name}: {unknown[0]!r} is not one of " + ", ".join(map(str, choices))
+    if len(set(values)) < len(values):
+        return f"{name}: {list(values)} names one value twice"
+    return None
 
 
 def bound_problems(settings: Any) -> list[str]:

@@ -7,6 +7,7 @@ here. A rule hands a run's settings to its script as a flat dict (`TrainSettings
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -16,6 +17,8 @@ from cdsynth.spec.schedule import Checkpoints
 from cdsynth.spec.settings import bound_problems, setting
 
 PACKINGS = ("shuffled", "fixed")
+# Experiment trackers a run can also log to (`cdsynth.train.loggers`); each is the name of its package.
+LOGGERS = ("tensorboard", "wandb", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class TrainSettings:
     checkpoints: Checkpoints = setting(help="when the run saves a checkpoint")
     mixture: Mixture | None = None
     threads: int = setting(1, whole=True, minimum=1, help="CPU threads (the job's, not the config's)")
+    loggers: tuple[str, ...] = setting(
+        (), choices=LOGGERS, many=True, help="experiment trackers the run also logs its metrics to"
+    )
 
     def __post_init__(self) -> None:
         problems = bound_problems(self)
@@ -90,13 +96,15 @@ class TrainSettings:
                 f"batch_size: {self.batch_size} is not a multiple of micro_batch_size "
                 f"({self.micro_batch_size})"
             )
+        if not problems:
+            problems += missing_loggers(self.loggers)
         if problems:
             raise ConfigError("invalid training settings:\n  " + "\n  ".join(problems))
 
     @classmethod
     def of(cls, recipe: dict[str, Any], arch: dict[str, Any] | Architecture, seed: int, **runtime: Any):
         """The settings of a rule's params (the config's recipe, one `models` entry, the seed), as they
-        travel as JSON: the mixture and the checkpoints as dicts, betas as a list."""
+        travel as JSON: the mixture and the checkpoints as dicts, betas and loggers as lists."""
         values = {**recipe, **runtime}
         mixture = values.pop("mixture", None)
         checkpoints = values.pop("checkpoints")
@@ -105,12 +113,26 @@ class TrainSettings:
             seed=seed,
             mixture=Mixture(**mixture) if isinstance(mixture, dict) else mixture,
             checkpoints=Checkpoints(**checkpoints) if isinstance(checkpoints, dict) else checkpoints,
-            **{key: tuple(value) if key == "betas" else value for key, value in values.items()},
+            **{key: tuple(value) if key in ("betas", "loggers") else value for key, value in values.items()},
         )
 
     @property
     def data_order(self) -> DataOrder:
         return DataOrder(**{spec.name: getattr(self, spec.name) for spec in fields(DataOrder)})
+
+
+def missing_loggers(loggers: tuple[str, ...]) -> list[str]:
+    """A line for each logger whose package is not installed: checked with the config, so that a run never
+    trains for hours to fail when it publishes. Finding the package does not import it."""
+    missing = [name for name in loggers if not installed(name)]
+    return [f"loggers: {name} is not installed; pip install {name}" for name in missing]
+
+
+def installed(package: str) -> bool:
+    """Whether `package` imports as a module. A bare folder of that name on the path (wandb's own output
+    folder is `./wandb/`) is found as a namespace package without a file: not the package."""
+    spec = importlib.util.find_spec(package)
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 @dataclass(frozen=True)

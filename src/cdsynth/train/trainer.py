@@ -3,7 +3,8 @@
 A run works in `<out>.partial/` (`cdsynth.resumable`): a checkpoint directory per save step and a
 `state.pt` with everything needed to continue (model, optimizer, scheduler, RNG, step, metrics), so a
 killed job continues from its last save. Only when the last step is done does `<out>/` appear, whole:
-`step<N>/` checkpoints, metrics.csv and curve.png.
+`step<N>/` checkpoints, metrics.csv and curve.png, and a folder per tracker of `train.loggers`
+(`cdsynth.train.loggers`).
 
 Several GPUs train through torchrun (DDP, `cdsynth.train.launch`); with one device or none, call
 `train()` directly.
@@ -39,6 +40,7 @@ from cdsynth.spec.schedule import babylm_steps
 from cdsynth.spec.training import TrainSettings
 from cdsynth.threads import set_torch_threads
 from cdsynth.train.curve import plot_training_curve
+from cdsynth.train.loggers import write_trackers
 from cdsynth.train.models import build_model, save_model
 from cdsynth.train.packing import MixedBatches, batch_source, packed_in_order
 
@@ -99,8 +101,11 @@ def lr_factor(step: int, cfg: TrainSettings) -> float:
 
 
 def run_fingerprint(cfg: TrainSettings, *inputs: str) -> str:
-    """Identifies what a saved state belongs to, so a changed config never resumes a stale run."""
-    payload = json.dumps([asdict(cfg) | {"threads": None}, inputs], sort_keys=True, default=str)
+    """Identifies what a saved state belongs to, so a changed config never resumes a stale run. Neither
+    the threads nor the loggers change what it trains (the loggers write from the history when the run
+    publishes), and leaving the loggers out keeps the fingerprints of the runs saved before they existed."""
+    settings = {key: value for key, value in asdict(cfg).items() if key != "loggers"}
+    payload = json.dumps([settings | {"threads": None}, inputs], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -363,7 +368,8 @@ def train(
     out_dir: str | os.PathLike,
     synthetic_shards: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
-    """Train (or resume) one run and publish `out_dir/step<N>/` checkpoints, metrics.csv and curve.png."""
+    """Train (or resume) one run and publish `out_dir/step<N>/` checkpoints, metrics.csv, curve.png and the
+    folders of its loggers."""
     check_out_dir(Path(out_dir))
     transformers.utils.logging.disable_progress_bar()
     set_torch_threads(cfg.threads)
@@ -454,7 +460,9 @@ def resume(run: Run) -> tuple[int, list]:
 
 
 def publish(run: Run, history: list[dict[str, Any]]) -> None:
-    """Put the checkpoints, metrics.csv and curve.png at the run's output, in one rename."""
+    """Put the checkpoints, metrics.csv, curve.png and the trackers' folders at the run's output, in one
+    rename."""
     write_metrics(history, run.work.path / "metrics.csv")
     plot_training_curve(history, run.work.path / "curve.png", title=run.work.out.as_posix())
-    run.work.publish([*(f"step{row['step']}" for row in history), "metrics.csv", "curve.png"])
+    trackers = write_trackers(run.cfg.loggers, history, run.work.path, name=run.work.out.as_posix())
+    run.work.publish([*(f"step{row['step']}" for row in history), "metrics.csv", "curve.png", *trackers])
