@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import tracemalloc
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from cdsynth.describe.contamination import (
     normalized_words,
     overlap,
 )
+from cdsynth.describe.description import describe_corpus
 from cdsynth.describe.hashing import word_ids
 from cdsynth.describe.measures import BATCH_ROWS
 from cdsynth.io import read_json, write_arrow
@@ -210,3 +212,16 @@ def test_the_real_train_split_gets_its_statistics(prepared, babylm_eval, tmp_pat
     assert sorted(contamination["items"]) == sorted(TASKS)
     assert all(0 <= share <= 1 for share in contamination["items"].values())
 
+
+def test_a_synthetic_corpus_records_its_contamination_in_stats_and_card(
+    synthetic_corpus, micro_run, babylm_eval, tmp_path
+):
+    corpus = shutil.copytree(synthetic_corpus, tmp_path / "corpus")
+    stats = describe_corpus(corpus, micro_run / "step40", eval_data=babylm_eval)
+    contamination = read_json(corpus / "stats.json")["contamination"]
+    assert contamination == stats["contamination"]
+    assert contamination["samples"] == stats["samples"] == 40
+    assert sorted(contamination["items"]) == sorted(TASKS)
+    card = (corpus / "README.md").read_text()
+    for key in ["n", "samples", "contaminated_samples", "sample_share", *(f"items.{t}" for t in TASKS)]:
+        assert f"| `contamination.{key}` |" in card
