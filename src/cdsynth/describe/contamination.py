@@ -15,9 +15,9 @@ The items and their texts, per task (`ITEM_FIELDS`): a BLiMP or Supplement row (
 `sentence_bad`), an EWoK row (Context1/2, Target1/2), an Entity Tracking row (`input_prefix`), a WUG row (its
 tab-separated `sentences`) and a distinct Reading sentence (`sentence` of reading_data.csv).
 
-The evaluation n-grams are hashed once to 64-bit keys (a few MB); the corpus is streamed in record batches
-of `BATCH_ROWS` rows, and only which evaluation n-grams were found is kept, so memory does not grow with the
-corpus. Hashing makes matches exact up to 64-bit collisions.
+The evaluation n-grams are hashed once to 64-bit keys (about 30 MB for the whole BabyLM data); the corpus
+is streamed in record batches of `BATCH_ROWS` rows, and only which evaluation n-grams were found is kept, so
+memory does not grow with the corpus. Hashing makes matches exact up to 64-bit collisions.
 """
 
 from __future__ import annotations
@@ -66,12 +66,13 @@ def chained_keys(values: np.ndarray, lengths: np.ndarray, longest: int) -> Itera
     last word, so all sizes cost `longest` vector passes.
     """
     rows, local = positions(lengths)
-    keys = values
+    keys = mix(values ^ _SEED)
     for size in range(1, longest + 1):
         count = len(values) - size + 1
         if count <= 0:
             return
-        keys = mix(values ^ _SEED) if size == 1 else mix(keys[:count] ^ values[size - 1 :])
+        if size > 1:
+            keys = mix(keys[:count] ^ values[size - 1 :])
         inside = local[:count] + size <= lengths[rows[:count]]
         yield size, keys[inside], rows[:count][inside]
 
