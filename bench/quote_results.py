@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from cdsynth.report.corpora import REAL_SPLIT
 from cdsynth.report.statistics import TASK_LABELS
 from cdsynth.report.tables import read_table
 from cdsynth.spec.experiments import experiments_of
@@ -229,7 +230,7 @@ def job_count(workdir: Path) -> int:
 
 
 def corpus_line(run: Run, workdir: Path) -> str:
-    """Repetition and diversity of each corpus of the first table (its Corpora section)."""
+    """Repetition and diversity of each synthetic corpus of the first table (its Corpora section)."""
     path = workdir / "results" / "corpora" / run.tables[0] / "statistics.csv"
     with open(path, newline="") as handle:
         stats = list(csv.DictReader(handle))
@@ -242,6 +243,7 @@ def corpus_line(run: Run, workdir: Path) -> str:
         f"{float(row[LONGEST]):.0f} tokens on average, distinct-2 {float(row[DISTINCT]):.2f}, the authors' "
         f"diversity {float(row[DIVERSITY]):.3f}"
         for row in stats
+        if row["corpus"] != REAL_SPLIT  # the real train split's row has only its contamination
     ]
     return f"Corpus statistics (`results/corpora/{run.tables[0]}/statistics.csv`): {'; '.join(parts)}."
 

@@ -12,6 +12,7 @@ from cdsynth.spec.paths import (
     BENCH,
     COMPILE_CACHE,
     CORPUS_STATS,
+    CORPUS_TRAIN_STATS,
     LOGS,
     TOKENIZER,
     budget_file,

@@ -46,3 +46,26 @@ rule corpus:
         chunk_words=config["corpus"]["chunk_words"],
     script:
         "../scripts/build_corpus.py"
+
+
+# The train split's overlap with the evaluation data, in a job of its own: the splits stay untouched, so
+# describing them never retrains a model.
+rule describe_real_corpus:
+    input:
+        train=corpus_split("train"),
+    output:
+        CORPUS_TRAIN_STATS,
+    log:
+        f"{LOGS}/describe_real_corpus.log",
+    benchmark:
+        f"{BENCH}/describe_real_corpus.tsv"
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: config["resources"]["describe"]["threads"]
+    resources:
+        **job_resources("describe"),
+    params:
+        code=code_of("describe_real_corpus.py"),
+        eval_data=config["eval"]["data_dir"],
+    script:
+        "../scripts/describe_real_corpus.py"

@@ -151,6 +151,7 @@ rule corpora:
         stats=lambda wc: [
             corpus_stats_file(corpus_dir(PLAN.good.slug, name)) for name in PLAN.table_corpora[wc.table]
         ],
+        real=CORPUS_TRAIN_STATS,
         tokenizer=TOKENIZER,
     output:
         table=report(

@@ -74,6 +74,7 @@ rule describe_corpus:
         **job_resources("describe"),
     params:
         code=code_of("describe_corpus.py"),
+        eval_data=config["eval"]["data_dir"],
     script:
         "../scripts/describe_corpus.py"
 

@@ -8,6 +8,7 @@ run_job(
     smk,
     lambda: describe_corpora(
         smk.params.corpora,
+        smk.input.real,
         smk.input.tokenizer,
         {"table": smk.output.table, "figure": smk.output.figure, "samples": smk.output.samples},
     ),

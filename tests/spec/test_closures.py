@@ -29,6 +29,7 @@ STAGES = {
     "synthesize_shard.py": {"spec", "synth"},
     "write_manifest.py": {"synth"},
     "describe_corpus.py": {"spec", "synth", "describe"},
+    "describe_real_corpus.py": {"spec", "describe"},
     "build_synthetic_shards.py": {"data", "synth"},
     "evaluate_run.py": {"spec", "eval"},
     "summarize_experiment.py": {"spec", "eval", "report"},

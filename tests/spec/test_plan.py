@@ -229,6 +229,7 @@ def test_rule_all_makes_the_baseline_runs_every_corpus_and_every_report(planned,
     expected = (
         2 * len(plan.baseline_runs)
         + len(plan.corpora)
+        + 1  # the real train split's description
         + len(plan.tables)
         + len(plan.swept_tables)
         + len(plan.corpora_sections)

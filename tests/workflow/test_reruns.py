@@ -49,11 +49,12 @@ def test_a_plain_dry_run_of_a_fresh_clone_next_to_finished_results_plans_nothing
     [
         # A figure: only the tables and the corpora sections (which draw it) and the ratio sweeps after them.
         ("src/cdsynth/report/figures.py", {"table": 4, "ratio_sweep": 1, "corpora": 4}),
-        # The corpus statistics: each corpus's description, the corpora sections and the tables that take
-        # them in (so that a table target builds its section), no mixture run.
+        # The corpus statistics: each corpus's description and the real train split's, the corpora
+        # sections and the tables that take them in (so that a table target builds its section), no
+        # mixture run.
         (
             "src/cdsynth/describe/measures.py",
-            {"describe_corpus": 20, "corpora": 4, "table": 4, "ratio_sweep": 1},
+            {"describe_corpus": 20, "describe_real_corpus": 1, "corpora": 4, "table": 4, "ratio_sweep": 1},
         ),
         # The CD scoring: every corpus and what is made from it (a mixture's budget counts its synthetic
         # words); no baseline run, its budget or its evaluation.

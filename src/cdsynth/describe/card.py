@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from cdsynth.describe.contamination import TASKS
 from cdsynth.errors import ConfigError, DataError
 from cdsynth.io import atomic_path, read_arrow, read_json
 from cdsynth.spec.protocol import Protocol
@@ -66,10 +67,14 @@ STAT_NOTES = {
     "copy_rate_reference": "n-gram overlap with the reference corpus",
     "copy_rate_prompt": "n-gram overlap with each sample's own prompt document",
     "authors_diversity": "the authors' diversity score: distinct-2 x -3 x -4 of the first 100K words",
+    "contamination": "overlap with the BabyLM evaluation data in word n-grams: samples holding an evaluation "
+    "n-gram, their share, and per task the share of its items found in the corpus",
 }
 STAT_PARTS = {
     "repetition": ["repeated_4gram_share", "longest_repeat_mean", "longest_repeat_max"],
     "authors_diversity": ["product", "distinct_2", "distinct_3", "distinct_4", "words"],
+    "contamination": ["n", "samples", "contaminated_samples", "sample_share", "items"],
+    "contamination.items": TASKS,
 }
 METHOD_NAMES = {
     "ancestral": "ancestral sampling",
@@ -276,15 +281,22 @@ def columns_section() -> str:
     return "## Columns\n\n" + table(["Column", "Type", "Meaning"], rows)
 
 
+def flattened(key: str, value: Any) -> list[tuple[str, Any]]:
+    """A statistic's values, nested ones (n-grams, repetition, contamination's items) as `outer.inner`."""
+    if not isinstance(value, dict):
+        return [(key, value)]
+    inner = ordered_keys(value, STAT_PARTS.get(key, []))
+    return [pair for k in inner for pair in flattened(f"{key}.{k}", value[k])]
+
+
 def stats_rows(stats: dict[str, Any]) -> list[list[str]]:
-    """One row per statistic; nested ones (n-grams, repetition) as `outer.inner`; None reads not computed."""
+    """One row per statistic's value; None reads not computed."""
     rows = []
     for key in ordered_keys(stats, list(STAT_NOTES)):
-        value, note = stats[key], STAT_NOTES.get(key, "")
-        nested = isinstance(value, dict)
-        inner = ordered_keys(value, STAT_PARTS.get(key, [])) if nested else []
-        items = [(f"{key}.{k}", value[k]) for k in inner] if nested else [(key, value)]
-        rows += [[f"`{k}`", "not computed" if v is None else show(v), note] for k, v in items]
+        note = STAT_NOTES.get(key, "")
+        rows += [
+            [f"`{k}`", "not computed" if v is None else show(v), note] for k, v in flattened(key, stats[key])
+        ]
     return rows
 
 

@@ -65,7 +65,7 @@ def reference_ngrams(texts: Iterable[str], n: int = COPY_N) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- tallies
 
 
-def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | None:
+def ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | None:
     return None if denominator == 0 else round(float(numerator) * scale / float(denominator), 6)
 
 
@@ -83,7 +83,7 @@ class _NgramTally:
             self.totals[n] += len(keys)
 
     def result(self) -> dict[str, float | None]:
-        return {str(n): _ratio(len(self.sets[n]), self.totals[n]) for n in DISTINCT_ORDERS}
+        return {str(n): ratio(len(self.sets[n]), self.totals[n]) for n in DISTINCT_ORDERS}
 
 
 class _TokenTally:
@@ -131,17 +131,17 @@ class _TokenTally:
         distinct_ids = len(self.ngrams.sets[1])
         return {
             "generated_tokens": self.tokens,
-            "mean_sample_tokens": _ratio(self.tokens, self.samples),
+            "mean_sample_tokens": ratio(self.tokens, self.samples),
             "distinct_tokens": self.ngrams.result(),
             "repetition": {
-                "repeated_4gram_share": _ratio(self.share_sum, self.share_samples),
-                "longest_repeat_mean": _ratio(self.longest_sum, self.samples),
+                "repeated_4gram_share": ratio(self.share_sum, self.share_samples),
+                "longest_repeat_mean": ratio(self.longest_sum, self.samples),
                 "longest_repeat_max": self.longest_max,
             },
-            "documents_per_sample": _ratio(self.documents, self.samples),
-            "eos_per_1k_tokens": None if self.eos_id is None else _ratio(self.eos, self.tokens, 1000),
-            "bos_per_1k_tokens": None if self.bos_id is None else _ratio(self.bos, self.tokens, 1000),
-            "vocab_coverage": None if vocab_size is None else _ratio(distinct_ids, vocab_size),
+            "documents_per_sample": ratio(self.documents, self.samples),
+            "eos_per_1k_tokens": None if self.eos_id is None else ratio(self.eos, self.tokens, 1000),
+            "bos_per_1k_tokens": None if self.bos_id is None else ratio(self.bos, self.tokens, 1000),
+            "vocab_coverage": None if vocab_size is None else ratio(distinct_ids, vocab_size),
         }
 
 
@@ -208,8 +208,8 @@ class _WordTally:
             "distinct_words": self.ngrams.result(),
             "copy_rate_reference": None
             if self.reference is None
-            else _ratio(self.reference_found, self.reference_total),
-            "copy_rate_prompt": _ratio(self.prompt_found, self.prompt_total) if with_prompts else None,
+            else ratio(self.reference_found, self.reference_total),
+            "copy_rate_prompt": ratio(self.prompt_found, self.prompt_total) if with_prompts else None,
         }
 
 

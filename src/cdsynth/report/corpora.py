@@ -1,5 +1,6 @@
 """The report's "Corpora" section: every synthetic corpus's statistics side by side, as a table and a
-figure, and the same prompts continued by each method.
+figure, and the same prompts continued by each method. The table's first row is the real train split,
+with the one statistic it has: its overlap with the evaluation data.
 
 The corpora of one GOOD take their prompts in the same seeded order and cut them into shards the same way,
 so shard 0 of every corpus starts with the same prompts: the samples page shows them row by row.
@@ -32,13 +33,16 @@ COLUMNS = {
     "8-grams copied from the real train split": ("copy_rate_reference",),
     "8-grams copied from the own prompt": ("copy_rate_prompt",),
     "diversity (the authors' score)": ("authors_diversity", "product"),
+    "samples holding an evaluation n-gram": ("contamination", "sample_share"),
 }
+REAL_SPLIT = "real train split"
 # The figure's panels: shares in [0, 1] that tell the methods apart.
 FIGURE_COLUMNS = [
     "distinct-2 (tokens)",
     "repeated 4-grams",
     "vocabulary coverage",
     "8-grams copied from the real train split",
+    "samples holding an evaluation n-gram",
 ]
 
 
@@ -49,14 +53,18 @@ def stat_value(stats: dict[str, Any], path: tuple[str, ...]) -> float | None:
     return value
 
 
+def statistics_row(name: str, stats: dict[str, Any]) -> dict[str, Any]:
+    """A corpus's size, every column (None where its statistics lack one), then per evaluation task the
+    share of its items found in the corpus."""
+    row = {"corpus": name, "samples": stats["samples"], "generated tokens": stats.get("generated_tokens")}
+    row |= {label: stat_value(stats, path) for label, path in COLUMNS.items()}
+    items = stat_value(stats, ("contamination", "items")) or {}
+    return row | {f"{task} items found": share for task, share in items.items()}
+
+
 def statistics_rows(corpora: dict[str, str | os.PathLike]) -> list[dict[str, Any]]:
-    """One row per corpus (name -> directory holding stats.json): its size and every column."""
-    rows = []
-    for name, directory in corpora.items():
-        stats = read_json(Path(directory) / "stats.json")
-        row = {"corpus": name, "samples": stats["samples"], "generated tokens": stats["generated_tokens"]}
-        rows.append(row | {label: stat_value(stats, path) for label, path in COLUMNS.items()})
-    return rows
+    """One row per corpus (name -> directory holding stats.json)."""
+    return [statistics_row(name, read_json(Path(d) / "stats.json")) for name, d in corpora.items()]
 
 
 def write_statistics_table(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
@@ -124,13 +132,15 @@ def write_samples_page(samples: list[dict[str, Any]], path: str | os.PathLike, t
 
 def describe_corpora(
     corpora: dict[str, str | os.PathLike],
+    real_stats: str | os.PathLike,
     tokenizer_dir: str | os.PathLike,
     outputs: dict[str, Any],
     prompts: int = 4,
     tokens: int = 60,
 ) -> None:
-    """The Corpora section: `outputs` names the statistics CSV, the figure paths and the samples page."""
+    """The Corpora section: `outputs` names the statistics CSV, the figure paths and the samples page;
+    `real_stats` is the real train split's statistics file, the table's first row."""
     rows = statistics_rows(corpora)
-    write_statistics_table(rows, outputs["table"])
+    write_statistics_table([statistics_row(REAL_SPLIT, read_json(real_stats)), *rows], outputs["table"])
     plot_corpus_statistics(rows, FIGURE_COLUMNS, outputs["figure"])
     write_samples_page(side_by_side(corpora, tokenizer_dir, prompts, tokens), outputs["samples"], tokens)

@@ -12,6 +12,9 @@ BENCH = f"{RESULTS}/benchmarks"
 TOKENIZER = f"{RESULTS}/tokenizer"
 COMPILE_CACHE = f"{RESULTS}/cache/torchinductor"
 CORPUS_STATS = f"{RESULTS}/corpus/stats.json"
+# The real train split's description (contamination), beside the build's own stats.json: a job of its own,
+# so that describing the split never rewrites the splits every model is trained from.
+CORPUS_TRAIN_STATS = f"{RESULTS}/corpus/train_stats.json"
 
 
 def corpus_split(split: str) -> str:

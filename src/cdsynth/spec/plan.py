@@ -14,6 +14,7 @@ from cdsynth.spec.evaluation import Evaluation
 from cdsynth.spec.experiments import Experiment, experiments_of, good_of
 from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.paths import (
+    CORPUS_TRAIN_STATS,
     budget_file,
     budget_table,
     checkpoint_dir,
@@ -100,10 +101,12 @@ class Plan:
 
     @property
     def targets(self) -> list[str]:
-        """What `rule all` makes: the baseline runs and their evaluations, every corpus, every report."""
+        """What `rule all` makes: the baseline runs and their evaluations, every corpus, the real train
+        split's description, every report."""
         return [
             *self.baseline_runs,
             *self.manifests,
+            CORPUS_TRAIN_STATS,
             *(evaluation for evaluation, run in self.evaluations.items() if run in self.baseline_runs),
             *(table_file(name, "csv") for name in self.tables),
             *(figure_file(name, "ratio_sweep", "png") for name in self.swept_tables),

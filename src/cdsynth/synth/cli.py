@@ -255,16 +255,26 @@ def stats_parser(commands) -> None:
         "--tokenizer", type=Path, help="the tokenizer (or expert model) directory: BOS/EOS, prompts"
     )
     p.add_argument("--reference", type=Path, help="real text (.arrow with `text`) for the copy rate")
+    p.add_argument(
+        "--eval-data",
+        type=Path,
+        help="the BabyLM 2025 evaluation data (the config's eval.data_dir): measure the overlap with it",
+    )
     p.set_defaults(run=run_stats)
 
 
 def run_stats(args: argparse.Namespace) -> None:
     if not args.corpus.is_dir():
         raise ConfigError(f"{args.corpus}: not a directory")
-    for flag, path in (("--tokenizer", args.tokenizer), ("--reference", args.reference)):
+    paths = (
+        ("--tokenizer", args.tokenizer),
+        ("--reference", args.reference),
+        ("--eval-data", args.eval_data),
+    )
+    for flag, path in paths:
         if path is not None and not path.exists():
             raise ConfigError(f"{flag} {path}: not found")
-    stats = describe_corpus(args.corpus, args.tokenizer, args.reference)
+    stats = describe_corpus(args.corpus, args.tokenizer, args.reference, eval_data=args.eval_data)
     print(f"wrote {args.corpus / 'stats.json'}: {stats['samples']:,} samples")
 
 
