@@ -80,7 +80,9 @@ def test_a_block_is_rewritten_whole_between_its_markers(quote, tmp_path):
         quote.replace_block(path, "mini", "x")
 
 
-@pytest.mark.parametrize(("name", "page"), [("demo", "README.md"), ("mini", "docs/reproducing.md")])
+@pytest.mark.parametrize(
+    ("name", "page"), [("demo", "README.md"), ("mini", "docs/reproducing.md"), ("beyond", "README.md")]
+)
 def test_the_page_and_the_results_have_a_block_for_each_run(quote, name, page):
     assert quote.RUNS[name].page == REPO / page
     for path in (REPO / page, REPO / "bench/RESULTS.md"):

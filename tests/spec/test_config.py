@@ -169,6 +169,19 @@ def test_every_problem_is_listed_at_once():
             ),
             "resources.synth.gpus: 1 GPUs per job, but synth.tensor_parallel is 2",
         ),
+        (
+            lambda c: (c["synth"].update(backend="vllm"), cd(c).update(no_repeat_ngram=3)),
+            "experiments.CD-Early-50.corpus.no_repeat_ngram: the vllm backend cannot apply it",
+        ),
+        (
+            lambda c: (c["synth"].update(backend="vllm"), cd(c).update(repetition_penalty=1.2)),
+            "experiments.CD-Early-50.corpus.repetition_penalty: the vllm backend cannot apply it",
+        ),
+        (lambda c: cd(c).update(min_p=1.5), "experiments.CD-Early-50.corpus.min_p"),
+        (
+            lambda c: c["experiments"]["No-Contrast"]["corpus"].update(amateur_temperature=2.0),
+            "experiments.No-Contrast.corpus.amateur_temperature: only the `cd` method has an amateur",
+        ),
     ],
 )
 def test_synthesis_settings_are_checked_against_the_runs(edit, message):

@@ -75,17 +75,17 @@ def test_the_plan_counts_what_the_config_lists(planned, name):
 
 
 def test_the_paper_grid_is_the_one_readme_quotes(planned):
-    """README: 11 downloads, 11 baseline and 250 mixture runs (25 mixtures x 10 seeds), 20 corpora of 20
-    shards, 261 evaluation jobs, 26 summaries, 4 tables."""
+    """docs/reproducing.md: 11 downloads, 11 baseline and 300 mixture runs (30 mixtures x 10 seeds), 25
+    corpora of 20 shards, 311 evaluation jobs, 31 summaries, 5 tables."""
     plan = planned(load("paper"))
     assert len(plan.downloads) == 11
     assert len(plan.baseline_runs) == 11
-    assert len(plan.mixture_runs) == 250
-    assert len({run.rsplit("/seed", 1)[0] for run in plan.mixture_runs}) == 25
-    assert (len(plan.corpora), len(plan.shards)) == (20, 20)
-    assert len(plan.evaluations) == 261
-    assert len(plan.summaries) == 26
-    assert len(plan.tables) == 4
+    assert len(plan.mixture_runs) == 300
+    assert len({run.rsplit("/seed", 1)[0] for run in plan.mixture_runs}) == 30
+    assert (len(plan.corpora), len(plan.shards)) == (25, 20)
+    assert len(plan.evaluations) == 311
+    assert len(plan.summaries) == 31
+    assert len(plan.tables) == 5
     assert plan.swept_tables == ["ratio"]
 
 

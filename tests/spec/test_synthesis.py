@@ -33,6 +33,22 @@ def test_corpus_names_follow_the_parameters():
     )
 
 
+def test_controls_beyond_the_paper_name_their_corpus_and_are_recorded_only_when_set():
+    early = Amateur.parse("early:500")
+    controlled = Scoring(
+        method="cd", min_p=0.05, repetition_penalty=1.3, no_repeat_ngram=4, amateur_temperature=1.5
+    )
+    assert corpus_name(controlled, early) == "cd_early-500_s1_a0.1_pen-20_minp0.05_rep1.3_norep4_Tam1.5"
+    # a paper corpus keeps the definition it had before the controls existed, so nothing is remade
+    assert set(Scoring().as_dict()) == {
+        "method", "alpha", "strength", "temperature", "penalty", "top_k", "top_p", "ancestral_cut"
+    }  # fmt: skip
+    assert Scoring(**controlled.as_dict()) == controlled
+    assert Scoring(no_repeat_ngram=3).as_dict()["no_repeat_ngram"] == 3
+    assert controlled.history_controls == ["repetition_penalty", "no_repeat_ngram"]
+    assert Scoring(min_p=0.1, method="cd", amateur_temperature=2.0).history_controls == []
+
+
 @pytest.mark.parametrize(
     "text",
     ["early:500", "small:small-20", "small:small-20@seed42", "small:tiny_20/step2500",

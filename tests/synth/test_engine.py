@@ -34,6 +34,23 @@ def prompts(pair):
     return [[tokenizer.bos_token_id, *tokenizer(t, add_special_tokens=False)["input_ids"]] for t in texts]
 
 
+def history_masks(seqs, prompts, scoring, vocab):
+    """The repetition controls' (seen, banned) from the whole sequences, in plain Python."""
+    seen = torch.zeros((len(seqs), vocab), dtype=torch.bool)
+    banned = torch.zeros((len(seqs), vocab), dtype=torch.bool)
+    n = scoring.no_repeat_ngram
+    for row, (seq, prompt) in enumerate(zip(seqs, prompts)):
+        seen[row, seq] = True
+        generated = seq[len(prompt) :]
+        if n is None or len(generated) < n - 1:
+            continue
+        tail = generated[len(generated) - (n - 1) :]
+        for start in range(len(generated) - n + 1):
+            if generated[start : start + n - 1] == tail:
+                banned[row, generated[start + n - 1]] = True
+    return (seen if scoring.repetition_penalty != 1 else None), (banned if n is not None else None)
+
+
 @torch.inference_mode()
 def greedy_without_cache(decoder, prompts, scoring, new_tokens):
     """Every step recomputes both models on the whole (left-padded) sequence: the slow, obvious way."""
@@ -45,18 +62,37 @@ def greedy_without_cache(decoder, prompts, scoring, new_tokens):
             m(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
             for m in (decoder.expert, decoder.amateur)
         ]
-        token = next_tokens(logits[0], logits[1], scoring, None)
+        controls = history_masks(seqs, prompts, scoring, logits[0].shape[-1])
+        token = next_tokens(logits[0], logits[1], scoring, None, *controls)
         for seq, t in zip(seqs, token.tolist()):
             seq.append(t)
     return [seq[len(p) :] for seq, p in zip(seqs, prompts)]
 
 
+CONTROLS = {"min_p": 0.05, "repetition_penalty": 1.3, "no_repeat_ngram": 3}
+
+
+@pytest.mark.parametrize("controls", [{}, CONTROLS], ids=["paper", "controls"])
 @pytest.mark.parametrize("method", ["ancestral", "vhead", "cd"])
-def test_cached_greedy_equals_full_recomputation(pair, prompts, method):
+def test_cached_greedy_equals_full_recomputation(pair, prompts, method, controls):
+    """Also with the repetition controls, whose history the engine keeps on the device."""
     decoder, _ = pair
-    scoring = Scoring(method=method, top_k=50 if method == "cd" else None)
+    scoring = Scoring(method=method, top_k=50 if method == "cd" else None, **controls)
     cached = generate(decoder, prompts, scoring, new_tokens=12, generator=None).tolist()
     assert cached == greedy_without_cache(decoder, prompts, scoring, 12)
+
+
+def repeated_ngrams(ids, n):
+    grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+def test_no_ngram_repeats_in_what_the_engine_generates(pair, prompts):
+    decoder, _ = pair
+    plain = generate(decoder, prompts, Scoring(method="cd"), 60, generator=None).tolist()
+    controlled = generate(decoder, prompts, Scoring(method="cd", no_repeat_ngram=3), 60, generator=None)
+    assert sum(repeated_ngrams(ids, 3) for ids in plain) > 0, "greedy CD loops without the control"
+    assert [repeated_ngrams(ids, 3) for ids in controlled.tolist()] == [0, 0, 0]
 
 
 def test_left_padding_does_not_change_a_row(pair, prompts):
@@ -122,8 +158,9 @@ def test_a_reused_engine_equals_fresh_engines(pair, prompts):
         Scoring(method="ancestral", top_k=50, top_p=0.9),
         Scoring(method="vhead", top_p=0.95),
         Scoring(method="cd", top_k=20, top_p=0.9),
+        Scoring(method="cd", top_k=20, amateur_temperature=1.5, **CONTROLS),
     ],
-    ids=["ancestral", "vhead", "cd"],
+    ids=["ancestral", "vhead", "cd", "cd-controls"],
 )
 def test_the_compiled_step_decodes_exactly_as_the_eager_one(pair, prompts, scoring, monkeypatch):
     """One compiled graph for the whole step (both models, scoring, draw): the same greedy and seeded ids

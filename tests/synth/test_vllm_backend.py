@@ -18,6 +18,7 @@ from helpers import CD, SYNTH, snakemake, tiny_config
 from scipy import stats
 from transformers import AutoTokenizer
 
+from cdsynth.errors import ConfigError
 from cdsynth.io import read_arrow, read_json, sha256_file
 from cdsynth.spec.protocol import Protocol
 from cdsynth.synth.cli import main as cli_main
@@ -43,6 +44,8 @@ PAIRS = {
     "vhead": (Scoring(method="vhead", alpha=0.05), None),
     "cd-early": (Scoring(method="cd", top_p=0.95), "early"),
     "cd-small": (Scoring(method="cd", strength=0.5, top_k=30), "small"),
+    # the controls beyond the paper that need no row history
+    "cd-min-p": (Scoring(method="cd", min_p=0.2, amateur_temperature=1.5, top_p=0.95), "early"),
 }
 
 
@@ -82,6 +85,12 @@ def pair(request, micro_run, small_amateur):
 
 def test_the_torch_backend_does_not_import_vllm():
     subprocess.run([sys.executable, "-c", TORCH_ONLY], check=True)
+
+
+@pytest.mark.parametrize("control", [{"repetition_penalty": 1.2}, {"no_repeat_ngram": 3}], ids=str)
+def test_controls_that_read_a_rows_history_are_refused_before_loading(micro_run, control):
+    with pytest.raises(ConfigError, match=f"{next(iter(control))}: the vllm backend cannot apply it"):
+        VllmEngine(micro_run / "step40", micro_run / "step20", Scoring(method="cd", **control), max_len=64)
 
 
 def test_on_cpu_the_engine_is_eager_with_the_protocol_batch_and_the_cpu_environment(pair):

@@ -48,42 +48,42 @@ def test_a_plain_dry_run_of_a_fresh_clone_next_to_finished_results_plans_nothing
     ("module", "planned"),
     [
         # A figure: only the tables and the corpora sections (which draw it) and the ratio sweeps after them.
-        ("src/cdsynth/report/figures.py", {"table": 4, "ratio_sweep": 1, "corpora": 4}),
+        ("src/cdsynth/report/figures.py", {"table": 5, "ratio_sweep": 1, "corpora": 5}),
         # The corpus statistics: each corpus's description and the real train split's, the corpora
         # sections and the tables that take them in (so that a table target builds its section), no
         # mixture run.
         (
             "src/cdsynth/describe/measures.py",
-            {"describe_corpus": 20, "describe_real_corpus": 1, "corpora": 4, "table": 4, "ratio_sweep": 1},
+            {"describe_corpus": 25, "describe_real_corpus": 1, "corpora": 5, "table": 5, "ratio_sweep": 1},
         ),
         # The CD scoring: every corpus and what is made from it (a mixture's budget counts its synthetic
         # words); no baseline run, its budget or its evaluation.
         (
             "src/cdsynth/synth/scoring.py",
-            {"synth_shard": 400, "synth_manifest": 20, "synth_tokens": 20, "budget": 250,
-             "train_mixture": 250, "evaluate": 250, "experiment_summary": 25, "table": 4, "ratio_sweep": 1,
-             "describe_corpus": 20, "corpora": 4, "budget_table": 4},
+            {"synth_shard": 500, "synth_manifest": 25, "synth_tokens": 25, "budget": 300,
+             "train_mixture": 300, "evaluate": 300, "experiment_summary": 30, "table": 5, "ratio_sweep": 1,
+             "describe_corpus": 25, "corpora": 5, "budget_table": 5},
         ),
         # The trainer: every run, and so every corpus made from GOOD, and every evaluation after them; the
         # baseline runs' budgets are not recounted (the trainer is not in the count's code), the mixtures'
         # are (their synthetic data and GOOD changed).
         (
             "src/cdsynth/train/trainer.py",
-            {"train_baseline": 11, "synth_shard": 400, "synth_manifest": 20, "synth_tokens": 20,
-             "budget": 250, "train_mixture": 250, "evaluate": 261, "experiment_summary": 26, "table": 4,
-             "ratio_sweep": 1, "describe_corpus": 20, "corpora": 4, "budget_table": 4},
+            {"train_baseline": 11, "synth_shard": 500, "synth_manifest": 25, "synth_tokens": 25,
+             "budget": 300, "train_mixture": 300, "evaluate": 311, "experiment_summary": 31, "table": 5,
+             "ratio_sweep": 1, "describe_corpus": 25, "corpora": 5, "budget_table": 5},
         ),
         # The word count: every budget and so every run; the corpora follow from GOOD's retraining.
         (
             "src/cdsynth/train/budget.py",
-            {"budget": 261, "train_baseline": 11, "synth_shard": 400, "synth_manifest": 20,
-             "synth_tokens": 20, "train_mixture": 250, "evaluate": 261, "experiment_summary": 26,
-             "table": 4, "ratio_sweep": 1, "describe_corpus": 20, "corpora": 4, "budget_table": 4},
+            {"budget": 311, "train_baseline": 11, "synth_shard": 500, "synth_manifest": 25,
+             "synth_tokens": 25, "train_mixture": 300, "evaluate": 311, "experiment_summary": 31,
+             "table": 5, "ratio_sweep": 1, "describe_corpus": 25, "corpora": 5, "budget_table": 5},
         ),
         # The evaluation suite: evaluations and the statistics after them, nothing trained or generated.
         (
             "src/cdsynth/eval/suite.py",
-            {"evaluate": 261, "experiment_summary": 26, "table": 4, "ratio_sweep": 1},
+            {"evaluate": 311, "experiment_summary": 31, "table": 5, "ratio_sweep": 1},
         ),
     ],
 )  # fmt: skip

@@ -14,7 +14,15 @@ from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.protocol import protocol_from
 from cdsynth.spec.schedule import fixed_steps_of
 from cdsynth.spec.settings import problems_of
-from cdsynth.spec.synthesis import Amateur, Corpus, Good, Scoring, amateur_problem
+from cdsynth.spec.synthesis import (
+    Amateur,
+    Corpus,
+    Good,
+    Scoring,
+    amateur_problem,
+    backend_for,
+    vllm_problem,
+)
 from cdsynth.spec.training import Architecture, TrainSettings
 
 
@@ -104,9 +112,15 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
         field = f"experiments.{name}.corpus"
         scoring = scoring_errors(spec)
         problems += [f"{field}.{line}" for line in scoring]
-        if "amateur" not in spec or scoring:
+        if scoring:
             continue
-        amateur = Corpus.from_spec(spec, Good(**good), last).amateur
+        corpus = Corpus.from_spec(spec, Good(**good), last)
+        dropout = corpus.amateur and corpus.amateur.dropout
+        if backend_for(synth["backend"], dropout) == "vllm" and vllm_problem(corpus.scoring):
+            problems.append(f"{field}.{vllm_problem(corpus.scoring)}")
+        if "amateur" not in spec:
+            continue
+        amateur = corpus.amateur
         problems += [f"{field}.amateur: {line}" for line in amateur_errors(spec, amateur, config, steps)]
         if amateur.kind == "small":
             models.append(amateur.model)

@@ -110,6 +110,16 @@ class Amateur:
         return re.sub(r"[:@/]", "-", str(self))
 
 
+# Scoring controls the paper does not have, and those of them that need each row's history.
+BEYOND_PAPER = ("min_p", "repetition_penalty", "no_repeat_ngram", "amateur_temperature")
+HISTORY_CONTROLS = ("repetition_penalty", "no_repeat_ngram")
+
+
+def _off(name: str) -> Any:
+    """A scoring field's default, the value that leaves it out of the rule."""
+    return Scoring.__dataclass_fields__[name].default
+
+
 @dataclass(frozen=True)
 class Scoring:
     """How next-token scores are formed (the rule itself: `cdsynth.synth.scoring`); the defaults are the
@@ -137,17 +147,44 @@ class Scoring:
         maximum=0,
         help="ancestral + top-k/top-p: the raw logit of cut tokens (-inf removes them; the authors used -20)",
     )
+    # Beyond the paper (docs/synthesis.md, "Repetition controls"): off by default.
+    min_p: float | None = setting(
+        None,
+        exclusive_minimum=0,
+        exclusive_maximum=1,
+        also=(None,),
+        help="keep tokens with p_G >= min_p * max p_G, cut like top-p (after it)",
+    )
+    repetition_penalty: float = setting(
+        1.0,
+        exclusive_minimum=0,
+        help="scores of tokens already in the row (prompt or generated) divided by it where positive, "
+        "multiplied where negative, as Hugging Face's (1: off)",
+    )
+    no_repeat_ngram: int | None = setting(
+        None, whole=True, minimum=1, also=(None,), help="no n-gram occurs twice in a row's generated text"
+    )
+    amateur_temperature: float | None = setting(
+        None, exclusive_minimum=0, also=(None,), help="divides the amateur's logits (None: `temperature`)"
+    )
 
     def __post_init__(self) -> None:
         problems = bound_problems(self)
         if self.method != "ancestral" and self.ancestral_cut != float("-inf"):
             problems.append("ancestral_cut: only ancestral sampling uses it (head methods cut to `penalty`)")
+        if self.method != "cd" and self.amateur_temperature is not None:
+            problems.append("amateur_temperature: only the `cd` method has an amateur")
         if problems:
             raise ConfigError("invalid scoring settings:\n  " + "\n  ".join(problems))
 
     @property
     def needs_amateur(self) -> bool:
         return self.method == "cd"
+
+    @property
+    def history_controls(self) -> list[str]:
+        """The controls set here that read a row's earlier tokens (which vLLM's compute_logits cannot)."""
+        return [name for name in HISTORY_CONTROLS if getattr(self, name) != _off(name)]
 
     @property
     def cut_value(self) -> float:
@@ -159,7 +196,13 @@ class Scoring:
         return self.ancestral_cut if self.method == "ancestral" else self.penalty
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Every paper setting, and the controls beyond the paper only where set: a corpus made before
+        they existed keeps its recorded definition, so Snakemake does not remake it."""
+        return {
+            name: value
+            for name, value in asdict(self).items()
+            if name not in BEYOND_PAPER or value != _off(name)
+        }
 
 
 def corpus_name(scoring: Scoring, amateur: Amateur | None) -> str:
@@ -178,6 +221,14 @@ def corpus_name(scoring: Scoring, amateur: Amateur | None) -> str:
         parts.append(f"cut{scoring.ancestral_cut:g}")
     if scoring.temperature != 1:
         parts.append(f"T{scoring.temperature:g}")
+    if scoring.min_p is not None:
+        parts.append(f"minp{scoring.min_p:g}")
+    if scoring.repetition_penalty != 1:
+        parts.append(f"rep{scoring.repetition_penalty:g}")
+    if scoring.no_repeat_ngram is not None:
+        parts.append(f"norep{scoring.no_repeat_ngram}")
+    if scoring.amateur_temperature is not None:
+        parts.append(f"Tam{scoring.amateur_temperature:g}")
     return "_".join(parts)
 
 
@@ -210,6 +261,17 @@ def amateur_problem(method: str, has_amateur: bool) -> str | None:
     if method != "cd" and has_amateur:
         return "only the `cd` method uses an amateur"
     return None
+
+
+def vllm_problem(scoring: Scoring) -> str | None:
+    """vLLM hands `compute_logits` hidden states alone, without the rows' tokens, so the controls that read
+    a row's history cannot run there."""
+    if not scoring.history_controls:
+        return None
+    return (
+        f"{', '.join(scoring.history_controls)}: the vllm backend cannot apply it (its compute_logits sees "
+        "no row's earlier tokens); use the torch backend (synth.backend: torch, or --backend torch)"
+    )
 
 
 def backend_for(backend: str, amateur_dropout: float | None) -> str:

@@ -15,7 +15,7 @@ from cdsynth.export import export_run
 from cdsynth.io import read_json
 from cdsynth.resumable import KEY_FILE, WorkDir
 from cdsynth.spec.protocol import ALL, Protocol
-from cdsynth.spec.synthesis import BACKENDS, Amateur, Scoring, amateur_problem
+from cdsynth.spec.synthesis import BACKENDS, Amateur, Scoring, amateur_problem, vllm_problem
 from cdsynth.spec.tracks import TRACK_NAMES
 from cdsynth.synth.generation import (
     check_prompt_count,
@@ -187,6 +187,8 @@ def run_generate(args: argparse.Namespace) -> None:
             "--amateur-dropout cannot run on --backend vllm (vLLM's attention kernels have no dropout): "
             "use --backend torch, or give a checkpoint with --amateur"
         )
+    if args.backend == "vllm" and vllm_problem(scoring):
+        raise ConfigError(f"--backend vllm: {vllm_problem(scoring)}")
     if args.tensor_parallel < 1:
         raise ConfigError(f"--tensor-parallel {args.tensor_parallel}: must be >= 1")
     if args.threads < 1:

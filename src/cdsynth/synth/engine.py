@@ -15,6 +15,9 @@ every bucket (on CUDA, one CUDA graph is recorded per bucket).
 
 Sampling draws one uniform per (row, step) from the shard's CPU generator, row after row, so a row's draws
 do not depend on how the rows are batched, on the batch size, or on the padding rows.
+
+The repetition controls read each row's history (`History`): the tokens it holds and those it generated
+stay on the device and the step updates them in place, so they add no host sync and no graph of their own.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch._inductor.config
 from transformers import PreTrainedConfig, PreTrainedModel, StaticCache
 
 from cdsynth.checkpoints import cache_keyword
-from cdsynth.synth.scoring import Scoring, next_tokens
+from cdsynth.synth.scoring import Scoring, next_tokens, repeated_ngram_bans
 
 CPU_BATCH = 64  # "auto" on CPU: larger batches gain nothing once the matmuls fill the cores
 MEMORY_SHARE = 0.8  # of the free GPU memory given to caches and scoring buffers ("auto" on CUDA)
@@ -109,6 +112,37 @@ def live_columns(filled: int, limit: int) -> int:
     return min(limit, math.ceil(filled / LIVE_BUCKET) * LIVE_BUCKET)
 
 
+@dataclass
+class History:
+    """What the repetition controls read of each row, on the device: the generated tokens (`tokens`, the
+    engine's output buffer, of which the first `length` columns are filled) and which ids the row holds
+    (`seen`, prompt included; None unless the scoring has a repetition penalty)."""
+
+    tokens: torch.Tensor  # (rows, new_tokens)
+    length: torch.Tensor  # (1,)
+    seen: torch.Tensor | None  # (rows, vocab) bool
+
+    def start(self, ids: torch.Tensor, prompt_mask: torch.Tensor) -> None:
+        """A new batch: nothing generated, and the prompts' ids seen (padding is not)."""
+        self.length.zero_()
+        if self.seen is not None:
+            # Padding columns repeat the row's last prompt token, which is real (prompts are left-padded).
+            real = torch.where(prompt_mask.bool(), ids, ids[:, -1:])
+            self.seen.zero_().scatter_(1, real, True)
+
+    def observe(self, token: torch.Tensor) -> None:
+        """`token`, already written at column `length` of `tokens`, joins each row's history."""
+        self.length.add_(1)
+        if self.seen is not None:
+            self.seen.scatter_(1, token[:, None], True)
+
+    def masks(self, scoring: Scoring, vocab: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(seen, banned) for `cdsynth.synth.scoring.next_tokens`."""
+        n = scoring.no_repeat_ngram
+        banned = None if n is None else repeated_ngram_bans(self.tokens, self.length, n, vocab)
+        return self.seen, banned
+
+
 def decode_step(
     models: list[PreTrainedModel],
     caches: list[LivePrefixCache],
@@ -118,19 +152,22 @@ def decode_step(
     positions: torch.Tensor,
     where: torch.Tensor,
     uniform: torch.Tensor | None,
+    history: History,
 ) -> torch.Tensor:
     """Feed `token` (one per row) at the next cache column and return the following one.
 
-    `mask`, `positions` and `where` (the cache column, shape (1,)) are advanced in place on the device,
-    so the step needs no host value and a compiled graph of it can be replayed unchanged.
+    `mask`, `positions`, `where` (the cache column, shape (1,)) and `history` are advanced in place on the
+    device, so the step needs no host value and a compiled graph of it can be replayed unchanged.
     """
     where.add_(1)
     positions.add_(1)
     mask.index_fill_(1, where, 1)
+    history.observe(token)
     logits = [
         forward_last(m, token[:, None], c.visible(mask), positions, c, where) for m, c in zip(models, caches)
     ]
-    return next_tokens(logits[0], logits[1] if len(logits) > 1 else None, scoring, uniform)
+    controls = history.masks(scoring, logits[0].shape[-1])
+    return next_tokens(logits[0], logits[1] if len(logits) > 1 else None, scoring, uniform, *controls)
 
 
 def cache_bytes_per_row(model: PreTrainedModel, length: int) -> int:
@@ -172,23 +209,37 @@ class Buffers:
     positions: torch.Tensor  # (rows, 1): position id of each row's newest token
     where: torch.Tensor  # (1,): cache column of the newest token
     out: torch.Tensor  # (rows, new_tokens)
+    history: History  # reads `out`
 
     @classmethod
-    def allocate(cls, models: list[PreTrainedModel], rows: int, width: int, new_tokens: int) -> Buffers:
+    def allocate(
+        cls, models: list[PreTrainedModel], rows: int, width: int, new_tokens: int, seen: bool
+    ) -> Buffers:
+        """`seen`: keep which ids each row holds (for a repetition penalty)."""
         device = models[0].device
         # One spare column: a live prefix never spans the whole buffer, for a slice that does is contiguous,
         # which the compiler would specialise into a graph of its own.
         columns = width + new_tokens + 1
+        out = torch.empty((rows, new_tokens), dtype=torch.long, device=device)
+        vocab = models[0].config.get_text_config().vocab_size
+        history = History(
+            tokens=out,
+            length=torch.zeros((1,), dtype=torch.long, device=device),
+            seen=torch.zeros((rows, vocab), dtype=torch.bool, device=device) if seen else None,
+        )
         buffers = cls(
             caches=[LivePrefixCache(m.config, max_cache_len=columns) for m in models],
             mask=torch.zeros((rows, columns), dtype=torch.long, device=device),
             positions=torch.zeros((rows, 1), dtype=torch.long, device=device),
             where=torch.zeros((1,), dtype=torch.long, device=device),
-            out=torch.empty((rows, new_tokens), dtype=torch.long, device=device),
+            out=out,
+            history=history,
         )
         # Fixed addresses: a CUDA graph may mutate them in place and replay on the same memory.
-        for tensor in (buffers.mask, buffers.positions, buffers.where):
-            torch._dynamo.mark_static_address(tensor)
+        static = [buffers.mask, buffers.positions, buffers.where, out, history.length, history.seen]
+        for tensor in static:
+            if tensor is not None:
+                torch._dynamo.mark_static_address(tensor)
         return buffers
 
     def attend(self, columns: int) -> None:
@@ -240,7 +291,8 @@ class TorchEngine:
         key = (rows, width, new_tokens)
         if key not in self._buffers:
             self._buffers.clear()  # one shape at a time: free the old caches first
-            self._buffers[key] = Buffers.allocate(self.models, rows, width, new_tokens)
+            seen = self.scoring.repetition_penalty != 1
+            self._buffers[key] = Buffers.allocate(self.models, rows, width, new_tokens, seen)
         return self._buffers[key]
 
     @torch.inference_mode()
@@ -263,13 +315,15 @@ class TorchEngine:
         state.positions.copy_(prompt_positions[:, -1:])
         state.where.fill_(width - 1)
         state.attend(width)
+        state.history.start(ids, prompt_mask)
         columns = torch.arange(width, device=device)
         logits = [
             forward_last(m, ids, c.visible(state.mask), prompt_positions, c, columns)
             for m, c in zip(self.models, state.caches)
         ]
         draw = None if uniforms is None else uniforms[:, :1]
-        token = next_tokens(logits[0], logits[1] if len(logits) > 1 else None, self.scoring, draw)
+        controls = state.history.masks(self.scoring, logits[0].shape[-1])
+        token = next_tokens(logits[0], logits[1] if len(logits) > 1 else None, self.scoring, draw, *controls)
         state.out[:, 0] = token
         for step in range(1, new_tokens):
             if self.cuda_graphs:
@@ -277,7 +331,15 @@ class TorchEngine:
             draw = None if uniforms is None else uniforms[:, step : step + 1]
             state.attend(live_columns(width + step, width + new_tokens))
             token = self._step(
-                self.models, state.caches, self.scoring, token, state.mask, state.positions, state.where, draw
+                self.models,
+                state.caches,
+                self.scoring,
+                token,
+                state.mask,
+                state.positions,
+                state.where,
+                draw,
+                state.history,
             )
             state.out[:, step] = token
             if self.cuda_graphs:

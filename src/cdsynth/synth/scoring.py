@@ -14,6 +14,20 @@ are written out:
 
 `penalty` is a constant score, not -inf, so tokens outside the head keep a tiny probability; pass
 `float("-inf")` for strict CD.
+
+Controls beyond the paper (off by default; docs/synthesis.md, "Repetition controls"):
+
+- `amateur_temperature` divides the amateur's logits instead of T (Li et al. 2023's tau);
+- `repetition_penalty` r, Hugging Face's rule on the scores before the head mask: a token already in the
+  row (`seen`: prompt or generated) scores s / r where s > 0 and s * r where s <= 0. The scores are the CD
+  scores for `cd`, log p_G for `vhead`, the logits / T for `ancestral` (which is HF's order: the penalty
+  commutes with dividing by T). The head is still chosen on the unpenalised p_G;
+- `no_repeat_ngram` n: a token that would complete an n-gram the row has already generated scores -inf
+  (`banned`, from `repeated_ngram_bans`), before truncation (top-k does not count it) and after it;
+- `min_p`: after top-k and top-p, tokens with p_G < min_p * max p_G get the cut value, as truncation does.
+
+`seen` and `banned` are (batch, vocab) bool masks the caller keeps from each row's history (the torch engine
+on the device); a backend without the history passes None, and must refuse those two controls.
 """
 
 from __future__ import annotations
@@ -26,21 +40,58 @@ EPS = 1e-10
 
 
 def contrast(
-    expert_logits: torch.Tensor, amateur_logits: torch.Tensor | None, scoring: Scoring
+    expert_logits: torch.Tensor,
+    amateur_logits: torch.Tensor | None,
+    scoring: Scoring,
+    seen: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scores before truncation, in float32, shape (batch, vocab)."""
     expert = expert_logits.float() / scoring.temperature
     if scoring.method == "ancestral":
         # Raw logits rather than log p_G: softmax is the same, and a finite `ancestral_cut` then means what
         # the authors' penalty means, a logit.
-        return expert
+        return penalize_repeats(expert, seen, scoring.repetition_penalty)
     probs = torch.softmax(expert, dim=-1)
     scores = torch.log(probs + EPS)
     if scoring.method == "cd":
-        amateur = torch.softmax(amateur_logits.float() / scoring.temperature, dim=-1)
+        amateur_temperature = scoring.amateur_temperature or scoring.temperature
+        amateur = torch.softmax(amateur_logits.float() / amateur_temperature, dim=-1)
         scores = scores - scoring.strength * torch.log(amateur + EPS)
+    scores = penalize_repeats(scores, seen, scoring.repetition_penalty)
     head = probs > scoring.alpha * probs.amax(dim=-1, keepdim=True)
     return scores.masked_fill(~head, scoring.penalty)
+
+
+def penalize_repeats(scores: torch.Tensor, seen: torch.Tensor | None, penalty: float) -> torch.Tensor:
+    """Hugging Face's repetition penalty on the `seen` entries: positive scores divided, others multiplied."""
+    if seen is None or penalty == 1:
+        return scores
+    penalized = torch.where(scores > 0, scores / penalty, scores * penalty)
+    return torch.where(seen, penalized, scores)
+
+
+def repeated_ngram_bans(history: torch.Tensor, length: torch.Tensor, n: int, vocab: int) -> torch.Tensor:
+    """(batch, vocab) bool: the tokens that would complete an n-gram already among the first `length`
+    generated tokens of each row (`history`, (batch, columns); `length`, a (1,) device tensor).
+
+    Shapes depend only on `history`'s, and `length` stays on the device, so a compiled step of it is one
+    graph and nothing waits for the host.
+    """
+    rows, columns = history.shape
+    banned = torch.zeros((rows, vocab), dtype=torch.int32, device=history.device)
+    if columns < n:
+        return banned.bool()
+    windows = history.unfold(1, n, 1)  # (batch, columns - n + 1, n): every n-gram start
+    # The row's newest n - 1 tokens, which the next token would extend into an n-gram.
+    tail_columns = length - (n - 1) + torch.arange(n - 1, device=history.device)
+    tail = history.index_select(1, tail_columns.clamp(min=0))
+    ends = torch.arange(windows.shape[1], device=history.device) + n - 1
+    complete = (ends < length) & (length >= n - 1)  # n-grams wholly generated, and a full tail
+    match = (windows[..., :-1] == tail[:, None, :]).all(dim=-1) & complete
+    # Columns past `length` may hold anything (the buffer is reused): their n-grams point at id 0, unmatched.
+    last = windows[..., -1].masked_fill(~complete, 0)
+    # An add, not a plain scatter: several n-grams may end in the same token, and only some may match.
+    return banned.scatter_add_(1, last, match.int()) > 0
 
 
 def truncate(scores: torch.Tensor, scoring: Scoring) -> torch.Tensor:
@@ -60,10 +111,28 @@ def truncate(scores: torch.Tensor, scoring: Scoring) -> torch.Tensor:
     return scores
 
 
+def cut_below_min_p(scores: torch.Tensor, expert_logits: torch.Tensor, scoring: Scoring) -> torch.Tensor:
+    """Min-p on the expert's distribution at T: entries with p_G < min_p * max p_G get the cut value."""
+    if scoring.min_p is None:
+        return scores
+    probs = torch.softmax(expert_logits.float() / scoring.temperature, dim=-1)
+    return scores.masked_fill(probs < scoring.min_p * probs.amax(dim=-1, keepdim=True), scoring.cut_value)
+
+
 def next_token_scores(
-    expert_logits: torch.Tensor, amateur_logits: torch.Tensor | None, scoring: Scoring
+    expert_logits: torch.Tensor,
+    amateur_logits: torch.Tensor | None,
+    scoring: Scoring,
+    seen: torch.Tensor | None = None,
+    banned: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    return truncate(contrast(expert_logits, amateur_logits, scoring), scoring)
+    """Contrast, the n-gram bans, then top-k, top-p and min-p: the scores the next token is drawn from."""
+    scores = contrast(expert_logits, amateur_logits, scoring, seen)
+    if banned is not None:  # before truncation, so that top-k and top-p do not count banned tokens
+        scores = scores.masked_fill(banned, float("-inf"))
+    scores = cut_below_min_p(truncate(scores, scoring), expert_logits, scoring)
+    # And after it: a cut gives its entries a finite value, which would lift a ban.
+    return scores if banned is None else scores.masked_fill(banned, float("-inf"))
 
 
 def sample_from_scores(scores: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
@@ -83,7 +152,9 @@ def next_tokens(
     amateur_logits: torch.Tensor | None,
     scoring: Scoring,
     uniform: torch.Tensor | None,
+    seen: torch.Tensor | None = None,
+    banned: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scores, truncation and sampling in one call (greedy when `uniform` is None)."""
-    scores = next_token_scores(expert_logits, amateur_logits, scoring)
+    scores = next_token_scores(expert_logits, amateur_logits, scoring, seen, banned)
     return scores.argmax(dim=-1) if uniform is None else sample_from_scores(scores, uniform)

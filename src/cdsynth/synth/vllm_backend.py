@@ -6,9 +6,11 @@ checkpoint is a directory vLLM loads as one model: the expert's config with the 
 and links to the expert's weights and tokenizer. vLLM reads the amateur's weights from the amateur's own
 directory under the prefix `amateur.`, so no weights are copied.
 
-The scoring (temperature, head, contrast, top-k, top-p) is baked into the pair and applied in
-`compute_logits` by `cdsynth.synth.scoring.next_token_scores`, exactly as in the torch engine; vLLM's sampler
-then draws from softmax(scores) at temperature 1 with each row's own seed.
+The scoring (temperature, head, contrast, top-k, top-p, min-p, the amateur's temperature) is baked into the
+pair and applied in `compute_logits` by `cdsynth.synth.scoring.next_token_scores`, exactly as in the torch
+engine; vLLM's sampler then draws from softmax(scores) at temperature 1 with each row's own seed.
+`compute_logits` sees hidden states alone, not the rows' tokens, so the repetition penalty and
+`no_repeat_ngram` cannot run here: the engine refuses them (`vllm_problem`), as the config checks do.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from cdsynth.errors import ConfigError
-from cdsynth.spec.synthesis import Scoring
+from cdsynth.spec.synthesis import Scoring, vllm_problem
 
 ARCHITECTURE = "ContrastivePairForCausalLM"
 LINKED = ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
@@ -152,6 +154,8 @@ class VllmEngine:
         `max_num_seqs`, chosen by `scheduling` (on CUDA independent of `batch_size`)."""
         import torch
 
+        if vllm_problem(scoring):
+            raise ConfigError(vllm_problem(scoring))
         on_gpu = torch.cuda.is_available()
         if not on_gpu:
             apply_cpu_environment(os.environ)  # before vLLM is imported: it reads them then
