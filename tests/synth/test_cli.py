@@ -68,6 +68,11 @@ def test_cli_generates_a_corpus_from_two_checkpoints(micro_run, prepared, tmp_pa
         (["--method", "ancestral", "--top-k", "0"], "top_k: 0 must be >= 1"),
         (["--method", "cd", "--amateur-dropout", "0.5", "--backend", "vllm"], "cannot run on --backend vllm"),
         (["--method", "ancestral", "--backend", "vllm", "--tensor-parallel", "0"], "--tensor-parallel 0"),
+        (
+            ["--method", "ancestral", "--backend", "vllm", "--no-repeat-ngram", "3"],
+            "--backend vllm: no_repeat_ngram: the vllm backend cannot apply it",
+        ),
+        (["--method", "ancestral", "--min-p", "1"], "min_p: 1.0 must be in (0, 1)"),
     ],
 )
 def test_cli_rejects_bad_input_before_generating(micro_run, prepared, tmp_path, capsys, extra, message):

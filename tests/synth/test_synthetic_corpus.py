@@ -80,10 +80,14 @@ def test_too_few_prompts_is_an_error_naming_the_numbers(prepared):
         make_prompts(texts, ids, tokenizer, Protocol(tokens=10**9))
 
 
-def test_a_shard_is_rebuilt_byte_identical_and_another_shard_differs(micro_run, prepared, tmp_path):
-    shard(micro_run, prepared, tmp_path / "a.arrow", 0)
-    shard(micro_run, prepared, tmp_path / "b.arrow", 0)
-    shard(micro_run, prepared, tmp_path / "c.arrow", 1)
+REPEAT_AWARE = Scoring(method="cd", repetition_penalty=1.2, no_repeat_ngram=3, amateur_temperature=0.5)
+
+
+@pytest.mark.parametrize("scoring", [CD, REPEAT_AWARE], ids=["cd", "repeat-aware"])
+def test_a_shard_is_rebuilt_byte_identical_and_another_shard_differs(micro_run, prepared, tmp_path, scoring):
+    shard(micro_run, prepared, tmp_path / "a.arrow", 0, scoring)
+    shard(micro_run, prepared, tmp_path / "b.arrow", 0, scoring)
+    shard(micro_run, prepared, tmp_path / "c.arrow", 1, scoring)
     assert sha256_file(tmp_path / "a.arrow") == sha256_file(tmp_path / "b.arrow")
     a, c = read_arrow(tmp_path / "a.arrow"), read_arrow(tmp_path / "c.arrow")
     assert a.column("input_ids").to_pylist() != c.column("input_ids").to_pylist()
