@@ -193,6 +193,11 @@ def test_an_amateur_is_a_checkpoint_of_the_run_it_names(planned):
 def test_a_dropout_amateur_falls_back_to_torch_under_vllm_and_says_so(planned):
     config = load("paper")
     config["synth"]["backend"] = "vllm"
+    # the repetition controls that read a row's history are refused under vLLM, not moved to torch
+    del config["tables"]["beyond"]
+    for name, experiment in list(config["experiments"].items()):
+        if {"repetition_penalty", "no_repeat_ngram"} & set(experiment.get("corpus", {})):
+            del config["experiments"][name]
     plan = planned(config)
     dropout = [name for name, params in plan.corpora.items() if params["amateur_dropout"] is not None]
     assert dropout

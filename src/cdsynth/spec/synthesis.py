@@ -270,7 +270,8 @@ def vllm_problem(scoring: Scoring) -> str | None:
         return None
     return (
         f"{', '.join(scoring.history_controls)}: the vllm backend cannot apply it (its compute_logits sees "
-        "no row's earlier tokens); use the torch backend (synth.backend: torch, or --backend torch)"
+        "no row's earlier tokens); use the torch backend (synth.backend: torch, or --backend torch), or "
+        "leave the control out"
     )
 
 
