@@ -1,4 +1,8 @@
-"""The decontamination filter: exactly the samples holding an evaluation n-gram are dropped, and counted."""
+"""The decontamination filter: exactly the samples holding an evaluation n-gram are dropped, and counted.
+
+Both of its modules: the filter and the real split's copy (`cdsynth.describe.decontamination`), and a
+synthetic corpus's copy (`cdsynth.describe.decontaminated_corpus`), on the same hand-made texts.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,8 @@ import pytest
 from cdsynth.data.corpus import SCHEMA as SPLIT_SCHEMA
 from cdsynth.describe import decontamination
 from cdsynth.describe.contamination import eval_ngrams, overlap
-from cdsynth.describe.decontamination import (
-    contaminated_rows,
-    decontaminate_corpus,
-    decontaminate_split,
-)
+from cdsynth.describe.decontaminated_corpus import decontaminate_corpus
+from cdsynth.describe.decontamination import contaminated_rows, decontaminate_split
 from cdsynth.errors import DataError
 from cdsynth.io import read_arrow, read_json, write_arrow
 from cdsynth.spec.eval_data import TASK_DIRS
