@@ -1,4 +1,5 @@
-# Shared by every stage: where outputs live (cdsynth/spec/paths.py, each path defined once), the plan of
+# Shared by every stage: where outputs live (cdsynth/spec/paths.py, each path defined once; the
+# decontamination filter's copies in cdsynth/spec/decontamination.py), the plan of
 # the config (cdsynth/spec/plan.py: what it makes, and every job's params), job resources and the rules'
 # code digests. A stage's rules use these and nothing defined in another stage's file.
 #
@@ -35,6 +36,11 @@ from cdsynth.spec.paths import (
     synthetic_tokens,
     table_file,
     token_shards,
+)
+from cdsynth.spec.decontamination import (
+    DECONTAMINATED_TRAIN,
+    DECONTAMINATED_TRAIN_STATS,
+    decontaminated_corpus,
 )
 from cdsynth.spec.budget import check_planned_budget
 from cdsynth.spec.plan import plan_of

@@ -69,3 +69,28 @@ rule describe_real_corpus:
         eval_data=config["eval"]["data_dir"],
     script:
         "../scripts/describe_real_corpus.py"
+
+
+# With corpus.decontaminate: the train split without the documents holding an evaluation n-gram, and how
+# many were dropped (cdsynth/describe/decontamination.py). The tokenizer and the train token shards are
+# made from it (PLAN.train_split); off, nothing asks for it.
+rule decontaminate_real_corpus:
+    input:
+        train=corpus_split("train"),
+    output:
+        split=DECONTAMINATED_TRAIN,
+        stats=DECONTAMINATED_TRAIN_STATS,
+    log:
+        f"{LOGS}/decontaminate_real_corpus.log",
+    benchmark:
+        f"{BENCH}/decontaminate_real_corpus.tsv"
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: config["resources"]["describe"]["threads"]
+    resources:
+        **job_resources("describe"),
+    params:
+        code=code_of("decontaminate_real_corpus.py"),
+        eval_data=config["eval"]["data_dir"],
+    script:
+        "../scripts/decontaminate_real_corpus.py"

@@ -3,7 +3,8 @@
 
 rule synth_tokens:
     input:
-        manifest=manifest_file(CORPUS),
+        # The corpus's manifest, or its decontaminated copy's (synth.decontaminate).
+        manifest=lambda wc: PLAN.token_sources[wc.name],
         tokenizer=TOKENIZER,
     output:
         directory(synthetic_tokens(CORPUS)),

@@ -79,6 +79,34 @@ rule describe_corpus:
         "../scripts/describe_corpus.py"
 
 
+# With synth.decontaminate: the corpus without the samples holding an evaluation n-gram, a corpus of its
+# own (shards, manifest.json with the count, a card), from which its training documents are made
+# (PLAN.token_sources); off, nothing asks for it.
+rule decontaminate_corpus:
+    input:
+        manifest=manifest_file(CORPUS),
+    output:
+        manifest=manifest_file(decontaminated_corpus(CORPUS)),
+        shards=[shard_file(decontaminated_corpus(CORPUS), shard) for shard in PLAN.shards],
+        card=corpus_card(decontaminated_corpus(CORPUS)),
+    log:
+        f"{LOGS}/synth/{PLAN.good.slug}/{{name}}/decontaminate.log",
+    benchmark:
+        f"{BENCH}/synth/{PLAN.good.slug}/{{name}}/decontaminate.tsv"
+    wildcard_constraints:
+        name=r"[^/]+",
+    conda:
+        "../envs/cdsynth.yaml"
+    threads: config["resources"]["describe"]["threads"]
+    resources:
+        **job_resources("describe"),
+    params:
+        code=code_of("decontaminate_corpus.py"),
+        eval_data=config["eval"]["data_dir"],
+    script:
+        "../scripts/decontaminate_corpus.py"
+
+
 rule synth_all:
     input:
         PLAN.manifests,

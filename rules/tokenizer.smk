@@ -3,7 +3,7 @@
 
 rule tokenizer:
     input:
-        corpus_split("train"),
+        PLAN.train_split,  # the train split, or its decontaminated copy (corpus.decontaminate)
     output:
         directory(TOKENIZER),
     log:
@@ -27,7 +27,7 @@ rule tokenizer:
 
 rule token_shards:
     input:
-        corpus=corpus_split("{split}"),
+        corpus=lambda wc: PLAN.split_source(wc.split),
         tokenizer=TOKENIZER,
     output:
         directory(token_shards("{split}")),

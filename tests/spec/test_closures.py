@@ -30,6 +30,9 @@ STAGES = {
     "write_manifest.py": {"synth"},
     "describe_corpus.py": {"spec", "synth", "describe"},
     "describe_real_corpus.py": {"spec", "describe"},
+    # The filters: the real split's never reaches the synthetic shard format or the card.
+    "decontaminate_real_corpus.py": {"spec", "describe"},
+    "decontaminate_corpus.py": {"spec", "synth", "describe"},
     "build_synthetic_shards.py": {"data", "synth"},
     "evaluate_run.py": {"spec", "eval"},
     "summarize_experiment.py": {"spec", "eval", "report"},

@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from cdsynth.errors import ConfigError
+from cdsynth.spec.decontamination import decontamination_errors
 from cdsynth.spec.mixture import Mixture
 from cdsynth.spec.protocol import protocol_from
 from cdsynth.spec.schedule import fixed_steps_of
@@ -227,7 +228,10 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike) -> N
     """Raise ConfigError listing every problem, one line per field, or return silently."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     problems = schema_errors(config, schema) or (
-        cross_field_errors(config) + synth_errors(config) + experiment_errors(config)
+        cross_field_errors(config)
+        + synth_errors(config)
+        + experiment_errors(config)
+        + decontamination_errors(config)
     )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

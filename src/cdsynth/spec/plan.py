@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from cdsynth.spec.decontamination import (
+    DECONTAMINATED_TRAIN_STATS,
+    decontaminated_corpus,
+    decontaminates,
+    train_split,
+)
 from cdsynth.spec.evaluation import Evaluation
 from cdsynth.spec.experiments import Experiment, experiments_of, good_of
 from cdsynth.spec.mixture import Mixture
@@ -20,6 +26,7 @@ from cdsynth.spec.paths import (
     checkpoint_dir,
     corpora_samples,
     corpus_dir,
+    corpus_split,
     corpus_stats_file,
     eval_dir,
     export_dir,
@@ -52,6 +59,11 @@ class Plan:
     corpora: dict[str, dict]  # synthetic corpus name -> its synthesis params
     amateur_runs: dict[str, str]  # corpus name -> the run whose checkpoint is its amateur
     shards: list[str]  # a synthetic corpus's shard numbers
+    # corpus name -> the manifest its training documents are made from: its own, or with
+    # synth.decontaminate its filtered copy's
+    token_sources: dict[str, str]
+    decontaminated: list[str]  # the filtered copies the config makes (none unless it decontaminates)
+    train_split: str  # the real train split the tokenizer and train token shards are made from
     baseline_runs: dict[str, dict]  # run directory -> its training params
     mixture_runs: dict[str, dict]  # run directory -> its training params, with the mixture
     experiment_runs: dict[str, dict[int, str]]  # experiment -> seed -> run directory
@@ -89,6 +101,10 @@ class Plan:
             path for source in self.corpus_sources.values() for path in (*source["train"], *source["test"])
         ]
 
+    def split_source(self, split: str) -> str:
+        """The corpus split a split's token shards are made from (the train split may be filtered)."""
+        return self.train_split if split == "train" else corpus_split(split)
+
     @property
     def manifests(self) -> list[str]:
         """Every synthetic corpus, by the manifest that completes it."""
@@ -101,11 +117,12 @@ class Plan:
 
     @property
     def targets(self) -> list[str]:
-        """What `rule all` makes: the baseline runs and their evaluations, every corpus, the real train
-        split's description, every report."""
+        """What `rule all` makes: the baseline runs and their evaluations, every corpus (and its filtered
+        copy), the real train split's description, every report."""
         return [
             *self.baseline_runs,
             *self.manifests,
+            *self.decontaminated,
             CORPUS_TRAIN_STATS,
             *(evaluation for evaluation, run in self.evaluations.items() if run in self.baseline_runs),
             *(table_file(name, "csv") for name in self.tables),
@@ -164,12 +181,31 @@ def synthesis_of(config: dict[str, Any], good: Good, experiments: dict[str, Expe
         },
         "amateur_runs": amateur_runs,
         "shards": [f"{index:05d}" for index in range(config["synth"]["shards"])],
+        **decontamination_of(config, good, list(corpora)),
         "warnings": [
             f"synthetic corpus {name}: vLLM has no attention dropout, so its {corpora[name].amateur} "
             "amateur runs on the torch engine"
             for name, backend in backends.items()
             if backend != config["synth"]["backend"]
         ],
+    }
+
+
+def decontamination_of(config: dict[str, Any], good: Good, names: list[str]) -> dict[str, Any]:
+    """Which data the decontamination filter makes copies of (`cdsynth.spec.decontamination`), and what
+    is trained on: with the filter off, the real train split and each corpus's own manifest."""
+    synthetic = decontaminates(config, "synth")
+    sources = {name: corpus_dir(good.slug, name) for name in names}
+    if synthetic:
+        sources = {name: decontaminated_corpus(corpus) for name, corpus in sources.items()}
+    split = train_split(config)
+    return {
+        "token_sources": {name: manifest_file(corpus) for name, corpus in sources.items()},
+        "decontaminated": [
+            *([DECONTAMINATED_TRAIN_STATS] if decontaminates(config, "corpus") else []),
+            *(manifest_file(corpus) for corpus in sources.values() if synthetic),
+        ],
+        "train_split": split,
     }
 
 
@@ -188,7 +224,12 @@ def synthesis_params(
         "amateur_dir": amateur_run and checkpoint_dir(amateur_run, corpus.amateur.step),
         "amateur_dropout": dropout_of(corpus),
         "good": asdict(good),
-        **{key: value for key, value in config["synth"].items() if key not in ("good", "tensor_parallel")},
+        # Not the filter's switch: a corpus is generated alike with it on or off.
+        **{
+            key: value
+            for key, value in config["synth"].items()
+            if key not in ("good", "tensor_parallel", "decontaminate")
+        },
         "backend": backend,
     }
 
@@ -227,7 +268,9 @@ def training_of(config: dict[str, Any], good: Good, experiments: dict[str, Exper
         },
         "evaluations": {eval_dir(*run): run_dir(*run) for run in [*baseline_runs, *mixture_runs]},
         "exports": {
-            export_dir(run, seed): export_inputs(run, seed, mixture_runs.get((run, seed)), good)
+            export_dir(run, seed): export_inputs(
+                run, seed, mixture_runs.get((run, seed)), good, decontaminates(config, "synth")
+            )
             for run, seed in [*baseline_runs, *mixture_runs]
         },
         "model_names": {eval_dir(run, seed): f"{run}-seed{seed}" for run, seed in baseline_runs}
@@ -239,10 +282,15 @@ def training_of(config: dict[str, Any], good: Good, experiments: dict[str, Exper
     }
 
 
-def export_inputs(run: str, seed: int, experiment: Experiment | None, good: Good) -> dict[str, Any]:
+def export_inputs(
+    run: str, seed: int, experiment: Experiment | None, good: Good, decontaminated: bool = False
+) -> dict[str, Any]:
     """What a run's export makes its model cards from: the run, its budget and evaluation, and for a
-    mixture run its synthetic corpus's manifest."""
-    corpus = [manifest_file(corpus_dir(good.slug, experiment.corpus.name))] if experiment else []
+    mixture run the manifest of the synthetic corpus it trained on (its filtered copy's, `decontaminated`)."""
+    corpus = []
+    if experiment:
+        trained = corpus_dir(good.slug, experiment.corpus.name)
+        corpus = [manifest_file(decontaminated_corpus(trained) if decontaminated else trained)]
     return {
         "run": run_dir(run, seed),
         "budget": budget_file(run, seed),
