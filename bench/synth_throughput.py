@@ -2,7 +2,8 @@
 
 Prints new tokens/s for the same prompts and lengths:
 - ancestral and CD in the cdsynth engine, eager and with the whole decode step compiled (`synth.compile`:
-  both models, the scoring and the draw as one graph; compile time reported apart, not in the rate);
+  both models, the scoring and the draw as one graph; compile time reported apart, not in the rate), and
+  with `--method cd-repeat-aware` CD with the repetition controls that read each row's history;
 - an authors'-style loop: an HF forward of both models over the whole sequence at every step, batch 16,
   the paper's scoring as separate ops, `torch.multinomial` (written here only, as the baseline);
 - HF `generate()` with a CD `LogitsProcessor` that runs the amateur over the whole sequence each step;
@@ -99,9 +100,19 @@ def random_pair(tokenizer, device: torch.device) -> Decoder:
     return Decoder(expert=expert, amateur=amateur, pad_id=tokenizer.pad_token_id)
 
 
+# --method: the engine's scorings; cd-repeat-aware is the presets' CD-Early-*-Repeat-Aware row
+ENGINE_SCORINGS = {
+    "ancestral": Scoring(method="ancestral"),
+    "cd": Scoring(method="cd"),
+    "cd-repeat-aware": Scoring(
+        method="cd", repetition_penalty=1.2, no_repeat_ngram=4, amateur_temperature=0.5
+    ),
+}
+
+
 def engine_rate(decoder, prompts, method: str, batch: int, new_tokens: int, compiled: bool):
     """(new tokens/s, seconds of the first call) of one engine; the rate is of a second, warm call."""
-    engine = TorchEngine(decoder, Scoring(method=method), batch_size=batch, compile=compiled)
+    engine = TorchEngine(decoder, ENGINE_SCORINGS[method], batch_size=batch, compile=compiled)
     run = partial(engine.continue_prompts, prompts, new_tokens, 0, lambda n: None)
     start = time.perf_counter()
     run()
@@ -165,7 +176,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append", help="engine batch sizes (default 16, 64)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--method", action="append", choices=["ancestral", "cd"], help="engine methods (default both)"
+        "--method",
+        action="append",
+        choices=list(ENGINE_SCORINGS),
+        help="engine scorings (default ancestral and cd)",
     )
     parser.add_argument("--vllm", action="store_true", help="also measure the vLLM backend (needs vLLM)")
     parser.add_argument("--only-engines", action="store_true", help="skip the baselines and scoring runs")
