@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import lzma
 import os
 import re
@@ -264,3 +266,18 @@ def dry_run_from(copy: Path, workdir: Path, configfile: Path | None = None) -> d
     assert result.returncode == 0, result.stderr[-2000:]
     output = result.stdout + result.stderr
     return {} if "Nothing to be done" in output else job_counts(output)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """An evaluation task file: one JSON object per line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def write_reading(path: Path, rows: list[list]) -> None:
+    """reading_data.csv with the official header's first columns and `rows` under it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "item", "word", "sentence"])
+        writer.writerows(rows)

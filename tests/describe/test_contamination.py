@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import write_jsonl, write_reading
 
 from cdsynth.describe.contamination import (
     TASKS,
@@ -48,11 +47,6 @@ CORPUS = [
     "And who should Derek hug after shocking Richard, she asked. Who should Derek hug Richard?",
     "A sample with none of it.",
 ]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def blimp_row(good: str, bad: str) -> dict:
@@ -99,14 +93,14 @@ def eval_dir(tmp_path: Path) -> Path:
         root / TASK_DIRS["wug"] / "wug_adj_nominalization.jsonl",
         [{"sentences": "Make a noun: blicky. blickiness\tMake a noun: blicky. blickity", "ratio": 0.5}] * 2,
     )
-    reading = root / TASK_DIRS["reading"] / "reading_data.csv"
-    reading.parent.mkdir(parents=True)
-    with open(reading, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["", "item", "word", "sentence"])
-        writer.writerow([0, "Arthur placed", "the", "Arthur placed the bars on the counter."])
-        writer.writerow([1, "Arthur placed the", "bars", "Arthur placed the bars on the counter."])
-        writer.writerow([2, "Yesterday", "box", READING_MISSED])
+    write_reading(
+        root / TASK_DIRS["reading"] / "reading_data.csv",
+        [
+            [0, "Arthur placed", "the", "Arthur placed the bars on the counter."],
+            [1, "Arthur placed the", "bars", "Arthur placed the bars on the counter."],
+            [2, "Yesterday", "box", READING_MISSED],
+        ],
+    )
     return root
 
 

@@ -6,13 +6,13 @@ synthetic corpus's copy (`cdsynth.describe.decontaminated_corpus`), on the same 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import write_jsonl, write_reading
 
 from cdsynth.data.corpus import SCHEMA as SPLIT_SCHEMA
 from cdsynth.describe import decontamination
@@ -39,11 +39,6 @@ SAMPLES = [
 DROPPED = [0, 2]
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
 @pytest.fixture
 def eval_dir(tmp_path: Path) -> Path:
     """The official folder layout, an item or two per task, only LONG and SHORT in the samples above."""
@@ -65,12 +60,12 @@ def eval_dir(tmp_path: Path) -> Path:
         root / TASK_DIRS["wug"] / "wug_adj_nominalization.jsonl",
         [{"sentences": "Make a noun: blicky. blickiness\tMake a noun: blicky. blickity", "ratio": 0.5}],
     )
-    reading = root / TASK_DIRS["reading"] / "reading_data.csv"
-    reading.parent.mkdir(parents=True)
-    with open(reading, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["", "item", "word", "sentence"])
-        writer.writerow([0, "Arthur placed", "the", "Arthur placed the bars on the counter."])
+    write_reading(
+        root / TASK_DIRS["reading"] / "reading_data.csv",
+        [
+            [0, "Arthur placed", "the", "Arthur placed the bars on the counter."],
+        ],
+    )
     return root
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ from typing import Any
 import yaml
 
 from cdsynth.describe.contamination import TASKS
-from cdsynth.errors import ConfigError, DataError
-from cdsynth.io import atomic_path, read_arrow, read_json
+from cdsynth.errors import ConfigError
+from cdsynth.io import atomic_path, read_arrow
 from cdsynth.spec.protocol import Protocol
 from cdsynth.spec.synthesis import Amateur, Scoring
-from cdsynth.synth.manifest import shard_metadata
+from cdsynth.synth.manifest import read_manifest, shard_metadata
 
 ARXIV_ID = "2510.08245"
 PAPER_TITLE = "Contrastive Decoding for Synthetic Data Generation in Low-Resource Language Modeling"
@@ -361,11 +362,13 @@ def dataset_card(
     name: str,
     expert: str | None,
     amateur: str | None,
+    extra_sections: Sequence[str] = (),
 ) -> str:
     """The card's text: front matter, then the method, models, settings, size, statistics, loading, citation.
 
     `expert` and `amateur` are the checkpoints as the shards record them (resolved paths, or `dropout:P`);
-    the manifest's `params` only names them by their definition.
+    the manifest's `params` only names them by their definition. `extra_sections` (e.g. what a filter
+    dropped) come after the statistics.
     """
     params = manifest.get("params", {})
     sections = [
@@ -375,18 +378,12 @@ def dataset_card(
         size_section(manifest),
         columns_section(),
         stats_section(stats),
+        *extra_sections,
         load_section(name),
         cite_section(),
         licence_section(),
     ]
     return front_matter(manifest, name) + "\n" + "\n\n".join(sections) + "\n"
-
-
-def read_manifest(corpus_dir: Path) -> dict[str, Any]:
-    path = corpus_dir / "manifest.json"
-    if not path.is_file():
-        raise DataError(f"{path}: not found. A card describes a finished corpus: build its manifest first.")
-    return read_json(path)
 
 
 def recorded_models(corpus_dir: Path, manifest: dict[str, Any]) -> tuple[str | None, str | None]:

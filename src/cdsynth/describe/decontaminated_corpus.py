@@ -21,9 +21,8 @@ import pyarrow as pa
 from cdsynth.describe.card import CARD_NAME, dataset_card, recorded_models, show, table
 from cdsynth.describe.contamination import NGRAM, eval_ngrams
 from cdsynth.describe.decontamination import kept_rows, record, write_kept
-from cdsynth.errors import DataError
-from cdsynth.io import atomic_path, read_json, sha256_file, write_json
-from cdsynth.synth.manifest import checked_shard, shard_metadata, write_manifest
+from cdsynth.io import atomic_path, write_json
+from cdsynth.synth.manifest import read_manifest, shard_metadata, verified_shards, write_manifest
 
 
 def decontaminate_corpus(
@@ -32,21 +31,11 @@ def decontaminate_corpus(
     """Write a synthetic corpus without its contaminated samples to `out_dir` (atomically, as a whole),
     a corpus read as any other (module docstring); returns its manifest."""
     corpus_dir = Path(corpus_dir)
-    manifest_path = corpus_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise DataError(f"{manifest_path}: not found. Generate the corpus first (rerun Snakemake).")
-    source = read_json(manifest_path)
+    source = read_manifest(corpus_dir)
     ngrams = eval_ngrams(data_dir, n)
     keeps = []
     with atomic_path(out_dir, directory=True) as tmp:
-        for index, shard in enumerate(source["shards"]):
-            path = corpus_dir / shard["file"]
-            if not path.is_file() or sha256_file(path) != shard["sha256"]:
-                raise DataError(
-                    f"{path}: missing, or its sha256 differs from manifest.json. The synthetic corpus is "
-                    f"corrupt: delete {corpus_dir} and rerun Snakemake."
-                )
-            corpus = checked_shard(path, index, source["params"])
+        for shard, corpus in verified_shards(corpus_dir, source):
             keep = kept_rows(corpus, ngrams)
             write_kept(corpus, keep, shard_schema(corpus, keep, n), tmp / shard["file"])
             keeps.append(keep)
@@ -55,7 +44,7 @@ def decontaminate_corpus(
         done = record(n, np.concatenate(keeps) if keeps else np.ones(0, bool))
         manifest["decontamination"] = done
         write_json(manifest, tmp / "manifest.json")
-        write_decontaminated_card(tmp, done, f"{corpus_dir.resolve().name}-decontaminated")
+        write_decontaminated_card(tmp, manifest, done, f"{corpus_dir.resolve().name}-decontaminated")
     return manifest
 
 
@@ -87,18 +76,24 @@ def decontamination_section(done: dict[str, Any]) -> str:
     )
 
 
-def write_decontaminated_card(corpus_dir: Path, done: dict[str, Any], name: str) -> Path:
+def write_decontaminated_card(
+    corpus_dir: Path, manifest: dict[str, Any], done: dict[str, Any], name: str
+) -> Path:
     """Write the filtered corpus's dataset card: the usual card, its statistics those of the corpus before
     the filter (the parent's `stats.json`), and a Decontamination section before How to load."""
-    manifest = read_json(corpus_dir / "manifest.json")
     expert, amateur = recorded_models(corpus_dir, manifest)
-    text = dataset_card(manifest, None, name=name, expert=expert, amateur=amateur)
+    text = dataset_card(
+        manifest,
+        None,
+        name=name,
+        expert=expert,
+        amateur=amateur,
+        extra_sections=[decontamination_section(done)],
+    )
     text = text.replace(
         "Statistics: not computed.",
         "The statistics of the corpus before the filter are in its `stats.json` (the parent directory).",
     )
-    head, tail = text.split("\n\n## How to load", 1)
-    text = f"{head}\n\n{decontamination_section(done)}\n\n## How to load{tail}"
     path = corpus_dir / CARD_NAME
     with atomic_path(path) as tmp:
         tmp.write_bytes(text.encode("utf-8"))

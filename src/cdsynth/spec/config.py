@@ -116,8 +116,7 @@ def synth_errors(config: dict[str, Any]) -> list[str]:
         if scoring:
             continue
         corpus = Corpus.from_spec(spec, Good(**good), last)
-        dropout = corpus.amateur and corpus.amateur.dropout
-        if backend_for(synth["backend"], dropout) == "vllm" and vllm_problem(corpus.scoring):
+        if backend_for(synth["backend"], corpus.amateur_dropout) == "vllm" and vllm_problem(corpus.scoring):
             problems.append(f"{field}.{vllm_problem(corpus.scoring)}")
         if "amateur" not in spec:
             continue

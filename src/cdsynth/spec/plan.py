@@ -172,7 +172,8 @@ def synthesis_of(config: dict[str, Any], good: Good, experiments: dict[str, Expe
         if corpus.amateur is not None and corpus.amateur.kind != "dropout"
     }
     backends = {
-        name: backend_for(config["synth"]["backend"], dropout_of(corpus)) for name, corpus in corpora.items()
+        name: backend_for(config["synth"]["backend"], corpus.amateur_dropout)
+        for name, corpus in corpora.items()
     }
     return {
         "corpora": {
@@ -209,11 +210,6 @@ def decontamination_of(config: dict[str, Any], good: Good, names: list[str]) -> 
     }
 
 
-def dropout_of(corpus: Corpus) -> float | None:
-    """The attention dropout of a dropout amateur; None for any other corpus."""
-    return corpus.amateur and corpus.amateur.dropout
-
-
 def synthesis_params(
     config: dict[str, Any], corpus: Corpus, good: Good, amateur_run: str | None, backend: str
 ) -> dict[str, Any]:
@@ -222,7 +218,7 @@ def synthesis_params(
         "scoring": corpus.scoring.as_dict(),
         "amateur": corpus.amateur and str(corpus.amateur),
         "amateur_dir": amateur_run and checkpoint_dir(amateur_run, corpus.amateur.step),
-        "amateur_dropout": dropout_of(corpus),
+        "amateur_dropout": corpus.amateur_dropout,
         "good": asdict(good),
         # Not the filter's switch: a corpus is generated alike with it on or off.
         **{

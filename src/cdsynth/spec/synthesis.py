@@ -249,6 +249,11 @@ class Corpus:
         return cls(scoring, Amateur.parse(spec["amateur"]).with_defaults(good.seed, step))
 
     @property
+    def amateur_dropout(self) -> float | None:
+        """The attention dropout of a dropout amateur; None for any other corpus."""
+        return self.amateur and self.amateur.dropout
+
+    @property
     def name(self) -> str:
         """Its directory name, derived from every scoring parameter and the amateur (`corpus_name`)."""
         return corpus_name(self.scoring, self.amateur)

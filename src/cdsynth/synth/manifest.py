@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdsynth.errors import DataError
-from cdsynth.io import read_arrow, sha256_file, write_json
+from cdsynth.io import read_arrow, read_json, sha256_file, write_json
 
 SHARD_SCHEMA = pa.schema(
     [
@@ -83,3 +84,24 @@ def write_manifest(
     }
     write_json(manifest, out_path)
     return manifest
+
+
+def read_manifest(corpus_dir: Path) -> dict[str, Any]:
+    """A finished corpus's manifest, or an error saying how to make one."""
+    path = corpus_dir / "manifest.json"
+    if not path.is_file():
+        raise DataError(f"{path}: not found. Generate the corpus first (rerun Snakemake).")
+    return read_json(path)
+
+
+def verified_shards(corpus_dir: Path, manifest: dict[str, Any]) -> Iterator[tuple[dict[str, Any], pa.Table]]:
+    """Each shard of a finished corpus in manifest order, with its manifest entry: its sha256 checked
+    against the manifest's, and its recorded definition against the corpus's (`checked_shard`)."""
+    for index, shard in enumerate(manifest["shards"]):
+        path = corpus_dir / shard["file"]
+        if not path.is_file() or sha256_file(path) != shard["sha256"]:
+            raise DataError(
+                f"{path}: missing, or its sha256 differs from manifest.json. The synthetic corpus is "
+                f"corrupt: delete {corpus_dir} and rerun Snakemake."
+            )
+        yield shard, checked_shard(path, index, manifest["params"])

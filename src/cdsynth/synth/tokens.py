@@ -17,8 +17,7 @@ import pyarrow as pa
 from cdsynth.data.shards import count_words, write_documents
 from cdsynth.data.tokenizer import load_tokenizer
 from cdsynth.errors import ConfigError, DataError
-from cdsynth.io import read_json, sha256_file
-from cdsynth.synth.manifest import checked_shard
+from cdsynth.synth.manifest import read_manifest, verified_shards
 
 
 def build_synthetic_shards(
@@ -57,24 +56,15 @@ def build_synthetic_shards(
 
 def _synthetic_samples(corpus_dir: Path, vocab: int) -> list[pa.ListArray]:
     """Each checked shard's samples (`input_ids`) of a synthetic corpus, in manifest order."""
-    manifest_path = corpus_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise DataError(f"{manifest_path}: not found. Generate the corpus first (rerun Snakemake).")
-    manifest = read_json(manifest_path)
     out = []
-    for index, shard in enumerate(manifest["shards"]):
-        path = corpus_dir / shard["file"]
-        if not path.is_file() or sha256_file(path) != shard["sha256"]:
-            raise DataError(
-                f"{path}: missing, or its sha256 differs from manifest.json. The synthetic corpus is "
-                f"corrupt: delete {corpus_dir} and rerun Snakemake."
-            )
-        samples = checked_shard(path, index, manifest["params"]).column("input_ids").combine_chunks()
+    for shard, table in verified_shards(corpus_dir, read_manifest(corpus_dir)):
+        samples = table.column("input_ids").combine_chunks()
         values = samples.values.to_numpy()
         if len(values) and values.max() >= vocab:
             raise DataError(
-                f"{path}: token id {values.max()} is outside the tokenizer's {vocab} ids; the corpus was "
-                "made with another tokenizer. Regenerate it with this workflow's GOOD model."
+                f"{corpus_dir / shard['file']}: token id {values.max()} is outside the tokenizer's {vocab} "
+                "ids; the corpus was made with another tokenizer. Regenerate it with this workflow's GOOD "
+                "model."
             )
         out.append(samples)
     return out
